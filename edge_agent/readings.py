@@ -1,0 +1,39 @@
+"""Typed readings that drivers hand to the agent (a driver knows bytes and this, nothing more)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+class Transport(Protocol):
+    """What a driver reads from: pyserial in production, a pseudo-terminal or a fake in tests."""
+
+    def read(self, size: int = 1) -> bytes: ...  # returns b"" on timeout
+
+    def write(self, data: bytes) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class CardRead:
+    unit: str
+    card: str  # 10 uppercase hex digits (EM4100 data)
+    at: datetime  # hall time when the tap began
+
+
+@dataclass(frozen=True)
+class UnitFault:
+    unit: str
+    code: str  # bad_frame, port_lost, port_restored, ...
+    count: int
+    detail: str
+
+
+Reading = CardRead | UnitFault
+
+
+class DeviceError(Exception):
+    """The device or its port failed (unplugged, I/O error); the supervisor reopens it."""
