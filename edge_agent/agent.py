@@ -1,0 +1,273 @@
+"""The edge agent: unit threads read devices into the durable outbox; the main thread publishes.
+
+Threads and who owns what:
+- one `unit-<id>` thread per configured unit owns its port and driver, and only calls `record`;
+- paho's network thread owns the socket and calls back into `_inbound`;
+- the thread that calls `run` owns publishing, resends and the heartbeat.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge_agent import __version__
+from edge_agent.config import CardUnit, EdgeConfig
+from edge_agent.drivers import DRIVERS, OpenTransport, open_serial
+from edge_agent.link import Inbound, LinkState, MqttLink
+from edge_agent.outbox import Outbox
+from edge_agent.readings import CardRead, DeviceError, Reading, UnitFault
+from wire import topics
+from wire.bodies import CommittedBody
+from wire.clock import Clock
+from wire.envelope import (
+    Envelope,
+    WireError,
+    format_ts,
+    load_private_key,
+    load_public_key,
+    open_signed,
+    seal,
+)
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_S = 60.0
+
+
+@dataclass
+class UnitStatus:
+    kind: str
+    driver: str
+    port: str
+    status: str = "starting"  # starting, ok, lost
+    detail: str = ""
+
+
+@dataclass
+class _Resends:
+    """When each outbox seq was last handed to the broker, on the monotonic clock."""
+
+    sent: dict[int, float] = field(default_factory=dict)
+
+
+class EdgeAgent:
+    def __init__(
+        self,
+        config: EdgeConfig,
+        clock: Clock,
+        open_transport: OpenTransport = open_serial,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self._open_transport = open_transport
+        self._monotonic = monotonic
+        self._key = load_private_key(config.private_key_hex())
+        self._hub_key = load_public_key(config.hub_public_key)
+        self.outbox = Outbox(config.outbox.path)
+        self._wake = threading.Event()
+        self._resends = _Resends()
+        self._status_lock = threading.Lock()
+        self.units = {
+            unit.id: UnitStatus(unit.kind, unit.driver, unit.port) for unit in config.units
+        }
+        self._seen_commands: set[str] = set()
+        prefix, hall, device = config.topic_prefix, config.hall, config.device
+        self._state_topic = topics.state(prefix, hall, device)
+        self.link = MqttLink(
+            config.broker,
+            client_id=config.broker.client_id or f"hall-edge-{hall}-{device}",
+            will_topic=self._state_topic,
+            subscriptions=[
+                topics.committed(prefix, hall, device),
+                topics.command(prefix, hall, device, "+"),
+            ],
+            on_message=self._inbound,
+            on_connected=self._connected,
+        )
+
+    # --- recording -----------------------------------------------------------------------
+
+    def record(self, reading: Reading) -> Envelope:
+        """Commit a reading to the outbox (durable) and wake the publisher."""
+        if isinstance(reading, CardRead):
+            type_, body, at = "clock", {"method": "card", "card": reading.card}, reading.at
+        else:
+            type_, at = "fault", self.clock.now()
+            body = {"unit": reading.unit, "code": reading.code, "count": reading.count,
+                    "detail": reading.detail[:500]}
+        envelope = self._record_event(type_, body, format_ts(at))
+        log.info("recorded %s #%d %s", type_, envelope.seq, json.dumps(body, ensure_ascii=False))
+        return envelope
+
+    def _record_event(self, type_: str, body: dict[str, Any], ts: str) -> Envelope:
+        cfg = self.config
+        envelope = self.outbox.put(
+            lambda seq: seal(self._key, hall=cfg.hall, device=cfg.device, seq=seq, ts=ts,
+                             type=type_, body=body)
+        )
+        self._wake.set()
+        return envelope
+
+    # --- the main loop -------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        threads = [
+            threading.Thread(target=self._supervise_unit, args=(unit, stop), name=f"unit-{unit.id}")
+            for unit in self.config.units
+        ]
+        self.link.start()
+        for thread in threads:
+            thread.start()
+        next_heartbeat = self._monotonic() + self.config.heartbeat_seconds
+        try:
+            while not stop.is_set():
+                self._wake.wait(timeout=0.5)
+                self._wake.clear()
+                if self.link.state is LinkState.CONNECTED:
+                    self._flush()
+                    if self._monotonic() >= next_heartbeat:
+                        self._publish_state()
+                        next_heartbeat = self._monotonic() + self.config.heartbeat_seconds
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=5)
+            if self.link.state is LinkState.CONNECTED:
+                self._flush()
+            self.link.close(self._state_payload(online=False), self._state_topic)
+            self.outbox.close()
+            log.info("stopped; %s", "outbox closed")
+
+    def _flush(self) -> None:
+        """Publish every outbox event not yet sent, or sent longer ago than the resend interval."""
+        now = self._monotonic()
+        resend = self.config.outbox.resend_seconds
+        sent = self._resends.sent
+        still_pending: set[int] = set()
+        after = 0
+        while True:
+            batch = self.outbox.pending(after_seq=after, limit=500)
+            if not batch:
+                break
+            for item in batch:
+                still_pending.add(item.seq)
+                last = sent.get(item.seq)
+                if last is not None and now - last < resend:
+                    continue
+                topic = topics.event(self.config.topic_prefix, self.config.hall,
+                                     self.config.device, item.type)
+                if not self.link.publish(topic, item.payload):
+                    return
+                sent[item.seq] = now
+            after = batch[-1].seq
+        for seq in set(sent) - still_pending:
+            del sent[seq]
+
+    # --- units ---------------------------------------------------------------------------
+
+    def _supervise_unit(self, unit: CardUnit, stop: threading.Event) -> None:
+        """Open the port, run the driver; a lost port is reported and reopened with backoff."""
+        backoff, lost = 1.0, False
+        driver_class = DRIVERS[unit.driver]
+        while not stop.is_set():
+            try:
+                transport = self._open_transport(unit.port, unit.baud)
+            except DeviceError as exc:
+                if not lost:
+                    self._unit_lost(unit, str(exc))
+                    lost = True
+                stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                continue
+            if lost:
+                self.record(UnitFault(unit.id, "port_restored", 1, f"{unit.port} 已恢复 reopened"))
+            lost, backoff = False, 1.0
+            self._set_unit(unit.id, "ok", "")
+            try:
+                driver_class(unit.id, transport, self.clock, self.record).run(stop)
+            except DeviceError as exc:
+                self._unit_lost(unit, str(exc))
+                lost = True
+            except Exception:  # the supervisor: log the unit, restart it with backoff
+                log.exception("unit %s failed; restarting in %.0f s", unit.id, backoff)
+                self._set_unit(unit.id, "lost", "driver error")
+                stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+            finally:
+                transport.close()
+
+    def _unit_lost(self, unit: CardUnit, detail: str) -> None:
+        log.warning("unit %s: port %s lost: %s", unit.id, unit.port, detail)
+        self._set_unit(unit.id, "lost", detail)
+        self.record(UnitFault(unit.id, "port_lost", 1, f"{unit.port} 端口丢失: {detail}"))
+
+    def _set_unit(self, unit_id: str, status: str, detail: str) -> None:
+        with self._status_lock:
+            self.units[unit_id].status = status
+            self.units[unit_id].detail = detail[:200]
+        self._publish_state()
+
+    # --- state, watermark and commands ---------------------------------------------------
+
+    def _state_payload(self, online: bool) -> bytes:
+        with self._status_lock:
+            units = {uid: vars(status).copy() for uid, status in self.units.items()}
+        state = {"online": online, "ts": format_ts(self.clock.now()), "version": __version__,
+                 "units": units}
+        return json.dumps(state, ensure_ascii=False, sort_keys=True).encode()
+
+    def _publish_state(self) -> None:
+        self.link.publish(self._state_topic, self._state_payload(online=True), retain=True)
+
+    def _connected(self) -> None:
+        self._resends.sent.clear()  # a restarted broker may have lost what was in flight
+        self._publish_state()
+        self._wake.set()
+
+    def _inbound(self, message: Inbound) -> None:
+        parts = topics.split(self.config.topic_prefix, message.topic)
+        if parts is None or parts.device != self.config.device or parts.hall != self.config.hall:
+            log.warning("ignored message on unexpected topic %s", message.topic)
+            return
+        try:
+            envelope = open_signed(message.payload, self._hub_key)
+        except WireError as exc:
+            log.warning("ignored %s: %s (not signed by the hub key)", message.topic, exc)
+            return
+        if (envelope.hall, envelope.device) != (parts.hall, parts.device):
+            log.warning("ignored %s: envelope names %s/%s", message.topic, envelope.hall,
+                        envelope.device)
+            return
+        if parts.kind == "committed":
+            self._watermark(envelope, message.retained)
+        elif parts.kind == "cmd" and parts.name == envelope.type:
+            self._command(envelope)
+
+    def _watermark(self, envelope: Envelope, retained: bool) -> None:
+        try:
+            seq = CommittedBody.model_validate(envelope.body).seq
+        except ValueError as exc:
+            log.warning("ignored malformed watermark: %s", exc)
+            return
+        dropped = self.outbox.commit(seq, retained=retained)
+        log.debug("hub committed up to #%d; %d event(s) left the outbox", seq, dropped)
+
+    def _command(self, envelope: Envelope) -> None:
+        if envelope.id in self._seen_commands:
+            return
+        self._seen_commands.add(envelope.id)
+        if envelope.type == "sync":
+            self._publish_state()
+            self._resends.sent.clear()
+            self._wake.set()
+            ok, error = True, None
+        else:
+            ok, error = False, f"本设备不支持命令 {envelope.type} (unsupported command)"
+        self._record_event("ack", {"cmd": envelope.id, "ok": ok, "error": error},
+                           format_ts(self.clock.now()))

@@ -1,0 +1,131 @@
+"""RDM6300 driver: the I/O half. Reads the port, feeds the pure codec, emits typed readings."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import serial
+
+from edge_agent.drivers.rdm6300.codec import FrameParser, TapDetector
+from edge_agent.readings import CardRead, DeviceError, Transport, UnitFault
+from wire.clock import Clock
+
+READ_SIZE = 64
+READ_TIMEOUT_SECONDS = 0.1
+
+
+@dataclass
+class Rdm6300Stats:
+    frames: int = 0  # valid, non-phantom frames
+    taps: int = 0  # CardReads emitted
+    bad_frames: int = 0
+    skipped_bytes: int = 0
+    phantom_reads: int = 0
+
+
+def _is_port_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) or type(exc).__name__.endswith("SerialException")
+
+
+def open_serial(port: str, baud: int) -> Transport:
+    """Open `port` at `baud` 8N1 with a short read timeout; failures become DeviceError."""
+    try:
+        return serial.Serial(
+            port=port,
+            baudrate=baud,
+            bytesize=serial.EIGHTBITS,
+            parity=serial.PARITY_NONE,
+            stopbits=serial.STOPBITS_ONE,
+            timeout=READ_TIMEOUT_SECONDS,
+        )
+    except (serial.SerialException, OSError, ValueError) as exc:
+        raise DeviceError(f"cannot open {port} at {baud} baud: {exc}") from exc
+
+
+class Rdm6300Driver:
+    """Turns an RDM6300 byte stream into one CardRead per tap and rate-limited bad_frame faults.
+
+    The transport is injected and owned by the caller (who opens and closes it); `run` raises
+    DeviceError when the port fails, so the supervisor can reopen it.
+    """
+
+    def __init__(
+        self,
+        unit: str,
+        transport: Transport,
+        clock: Clock,
+        emit: Callable[[CardRead | UnitFault], None],
+        monotonic: Callable[[], float] = time.monotonic,
+        fault_report_seconds: float = 5.0,
+    ) -> None:
+        self.unit = unit
+        self._transport = transport
+        self._clock = clock
+        self._emit = emit
+        self._monotonic = monotonic
+        self._fault_report_seconds = fault_report_seconds
+        self._parser = FrameParser()
+        self._taps = TapDetector()
+        self.stats = Rdm6300Stats()
+        self._reported_bad_frames = 0
+        self._reported_skipped_bytes = 0
+        self._last_fault_report: float | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        """Read until `stop` is set; raises DeviceError when the port fails. Unreported corrupt
+        input is flushed as a fault whenever this returns or raises."""
+        try:
+            while not stop.is_set():
+                chunk = self._read()
+                if chunk:
+                    self._handle(chunk)
+                self._report_faults(force=False)
+        finally:
+            self._report_faults(force=True)
+
+    def _read(self) -> bytes:
+        try:
+            return self._transport.read(READ_SIZE)
+        except Exception as exc:
+            if _is_port_error(exc):
+                raise DeviceError(f"{self.unit}: read failed: {exc}") from exc
+            raise
+
+    def _handle(self, chunk: bytes) -> None:
+        cards = self._parser.feed(chunk)
+        mono = self._monotonic()
+        for card in cards:
+            if self._taps.observe(card, mono):
+                self.stats.taps += 1
+                self._emit(CardRead(self.unit, card, self._clock.now()))
+        self.stats.frames = self._parser.frames
+        self.stats.bad_frames = self._parser.bad_frames
+        self.stats.skipped_bytes = self._parser.skipped_bytes
+        self.stats.phantom_reads = self._parser.phantom_reads
+
+    def _report_faults(self, force: bool) -> None:
+        new_bad = self.stats.bad_frames - self._reported_bad_frames
+        new_skipped = self.stats.skipped_bytes - self._reported_skipped_bytes
+        if not new_bad and not new_skipped:
+            return
+        now = self._monotonic()
+        if (
+            not force
+            and self._last_fault_report is not None
+            and now - self._last_fault_report < self._fault_report_seconds
+        ):
+            return
+        self._last_fault_report = now
+        self._reported_bad_frames = self.stats.bad_frames
+        self._reported_skipped_bytes = self.stats.skipped_bytes
+        self._emit(
+            UnitFault(
+                self.unit,
+                "bad_frame",
+                count=new_bad,
+                detail=f"{new_bad} bad frame(s), {new_skipped} byte(s) skipped",
+            )
+        )

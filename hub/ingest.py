@@ -1,0 +1,69 @@
+"""Ingest: wire bytes to domain objects. Every message becomes a StoredEvent or a Quarantined with
+its reason; nothing here raises on input and nothing is dropped.
+
+Order of checks: size, JSON shape, known device, signature (before trusting any field), then the
+topic/envelope agreement and the body's schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from hub.domain import Quarantined, StoredEvent
+from wire import topics
+from wire.bodies import validate_body
+from wire.envelope import WireError, parse, verify
+
+
+class Decoder:
+    def __init__(
+        self,
+        hall: str,
+        prefix: str,
+        device_keys: Mapping[str, Ed25519PublicKey],
+        max_bytes: int,
+    ) -> None:
+        self.hall = hall
+        self.prefix = prefix
+        self.device_keys = device_keys
+        self.max_bytes = max_bytes
+
+    def decode(self, topic: str, payload: bytes, received_at: datetime) -> StoredEvent | Quarantined:
+        try:
+            return self._decode(topic, payload, received_at)
+        except WireError as exc:
+            return Quarantined(received_at, topic, exc.reason, exc.detail[:500], payload)
+
+    def _decode(self, topic: str, payload: bytes, received_at: datetime) -> StoredEvent:
+        if len(payload) > self.max_bytes:
+            raise WireError("oversize", f"{len(payload)} bytes, limit {self.max_bytes}")
+        envelope = parse(payload)
+        key = self.device_keys.get(envelope.device)
+        if key is None:
+            raise WireError("unknown_device", f"device {envelope.device!r} is not registered")
+        verify(envelope, key)
+        parts = topics.split(self.prefix, topic)
+        expected = (self.hall, envelope.device, "evt", envelope.type)
+        if parts is None or (parts.hall, parts.device, parts.kind, parts.name) != expected:
+            raise WireError(
+                "topic_mismatch",
+                f"topic {topic!r} does not match envelope {envelope.hall}/{envelope.device}/"
+                f"{envelope.type}",
+            )
+        if envelope.hall != self.hall:
+            raise WireError("topic_mismatch", f"envelope hall {envelope.hall!r} is not {self.hall!r}")
+        validate_body(envelope.type, envelope.body)
+        return StoredEvent(
+            id=envelope.id,
+            hall=envelope.hall,
+            device=envelope.device,
+            seq=envelope.seq,
+            type=envelope.type,
+            ts=envelope.timestamp,
+            received_at=received_at,
+            body=envelope.body,
+            raw=envelope.raw,
+        )

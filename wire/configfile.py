@@ -1,0 +1,53 @@
+"""Loading a TOML config file into a pydantic model, with every error naming the file and key path.
+
+Shared by the edge agent and the hub so both report bad configs the same way.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; `problems` lists each one as 'file: key.path: message'."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def key_path(location: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def load(path: str | Path, model: type[Model]) -> Model:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(path, [f"{path}: file not found"]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"{path}: not valid TOML: {exc}"]) from exc
+    try:
+        return model.model_validate(raw, context={"config_dir": path.resolve().parent})
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = key_path(tuple(part for part in error["loc"] if not _is_union_tag(part)))
+            problems.append(f"{path}: {where}: {error['msg']}")
+        raise ConfigError(path, problems) from exc
+
+
+def _is_union_tag(part: int | str) -> bool:
+    # pydantic puts the chosen union member's name ("function-after[...]", a tag) in the path
+    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
