@@ -188,6 +188,7 @@ class EdgeAgent:
             if lost:
                 self.record(UnitFault(unit.id, "port_restored", 1, f"{unit.port} 已恢复 reopened"))
             lost, backoff = False, 1.0
+            log.info("unit %s: %s open", unit.id, unit.port)
             self._set_unit(unit.id, "ok", "")
             try:
                 driver_class(unit.id, transport, self.clock, self.record).run(stop)

@@ -35,6 +35,7 @@ class Hall:
     resend_seconds: float = 2.0
     clock_spec: str | None = None
     require_leave_punch: bool = False
+    extra_devices: dict[str, str] = field(default_factory=dict)  # device id -> public key hex
     hub_keys: KeyPair = field(default_factory=generate_keypair)
     edge_keys: KeyPair = field(default_factory=generate_keypair)
     hub: subprocess.Popen[bytes] | None = None
@@ -59,7 +60,8 @@ class Hall:
             f'[store]\nurl = "{store_url or "sqlite:///" + str(self.hub_db)}"\n'
             f"[ingest]\nresend_seconds = {self.resend_seconds}\n"
             f'[[devices]]\nid = "entrance"\npublic_key = "{self.edge_keys.public_hex}"\n'
-            f"{staff}\n"
+            + "".join(f'[[devices]]\nid = "{d}"\npublic_key = "{k}"\n' for d, k in self.extra_devices.items())
+            + f"{staff}\n"
             "[schedule]\ngrace_minutes = 5\nabsent_after_minutes = 120\nduplicate_punch_minutes = 3\n"
             f"require_leave_punch = {'true' if self.require_leave_punch else 'false'}\n"
             'sessions = [{name = "上午", start = 08:30:00, end = 12:00:00},'
@@ -90,8 +92,18 @@ class Hall:
     def start_hub(self) -> None:
         self.hub = self._spawn("hub.cli", self.hub_config, "hub")
 
-    def start_edge(self) -> None:
+    def start_edge(self, wait: bool = True) -> None:
+        log = self.workdir / "edge.log"
+
+        def seen() -> tuple[int, int]:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            return text.count("unit door: "), text.count("connected to")
+
+        before = seen()
         self.edge = self._spawn("edge_agent.cli", self.edge_config, "edge")
+        if wait:  # until the agent holds the port (a pty drops what nobody has open) and is online
+            wait_for(lambda: all(now > then for now, then in zip(seen(), before, strict=True)),
+                     20, "edge agent ready", self)
 
     @staticmethod
     def _end(process: subprocess.Popen[bytes] | None, sig: int) -> None:

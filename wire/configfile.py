@@ -43,11 +43,25 @@ def load(path: str | Path, model: type[Model]) -> Model:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            where = key_path(tuple(part for part in error["loc"] if not _is_union_tag(part)))
+            where = key_path(_input_path(raw, error["loc"]))
             problems.append(f"{path}: {where}: {error['msg']}")
         raise ConfigError(path, problems) from exc
 
 
-def _is_union_tag(part: int | str) -> bool:
-    # pydantic puts the chosen union member's name ("function-after[...]", a tag) in the path
-    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+def _input_path(raw: object, location: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """The error's location as keys of the file, without the union tags pydantic inserts."""
+    kept: list[int | str] = []
+    node = raw
+    for part in location:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif isinstance(node, dict) and part in node.values():
+            continue  # a discriminated union's tag, e.g. the "card" of kind = "card"
+        elif isinstance(node, dict) and isinstance(part, str) and ("[" in part or "-" in part):
+            continue  # pydantic's name of a union member, e.g. "function-after[...]"
+        else:
+            node = None
+        kept.append(part)
+    return tuple(kept)

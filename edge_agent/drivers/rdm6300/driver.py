@@ -30,17 +30,38 @@ def _is_port_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError) or type(exc).__name__.endswith("SerialException")
 
 
+class SerialPort:
+    """pyserial behind the Transport protocol. `read` returns as soon as bytes have arrived
+    (pyserial's own read(n) waits for n bytes or the whole timeout, adding up to 100 ms a frame)."""
+
+    def __init__(self, port: serial.Serial) -> None:
+        self._port = port
+
+    def read(self, size: int = 1) -> bytes:
+        first = self._port.read(1)
+        if not first or size <= 1:
+            return bytes(first)
+        waiting = self._port.in_waiting
+        return bytes(first) + (bytes(self._port.read(min(waiting, size - 1))) if waiting else b"")
+
+    def write(self, data: bytes) -> int | None:
+        return self._port.write(data)
+
+    def close(self) -> None:
+        self._port.close()
+
+
 def open_serial(port: str, baud: int) -> Transport:
     """Open `port` at `baud` 8N1 with a short read timeout; failures become DeviceError."""
     try:
-        return serial.Serial(
+        return SerialPort(serial.Serial(
             port=port,
             baudrate=baud,
             bytesize=serial.EIGHTBITS,
             parity=serial.PARITY_NONE,
             stopbits=serial.STOPBITS_ONE,
             timeout=READ_TIMEOUT_SECONDS,
-        )
+        ))
     except (serial.SerialException, OSError, ValueError) as exc:
         raise DeviceError(f"cannot open {port} at {baud} baud: {exc}") from exc
 

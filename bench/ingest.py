@@ -1,0 +1,192 @@
+"""Ingest benchmark: signed events through a real Mosquitto into the hub, against a bare paho
+subscriber counting the same messages from the same broker in the same run; then the latency from
+a card frame written to the pseudo-terminal to its row committed at the hub, at 100 events/s.
+
+Run: `make bench` (or .venv/bin/python bench/ingest.py [--events N] [--rate R] [--seconds S]).
+The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from zoneinfo import ZoneInfo  # noqa: E402
+
+from device_sims.card import CardReaderSim  # noqa: E402
+from tests.hall_harness import Hall, StaffSpec, wait_for  # noqa: E402
+from tests.mqtt_broker import Mosquitto  # noqa: E402
+from wire.clock import SystemClock  # noqa: E402
+from wire.envelope import format_ts, generate_keypair, load_private_key, seal  # noqa: E402
+
+TOPIC = "hall/v1/h1/bench/evt/clock"
+
+
+def signed_events(private_hex: str, first_seq: int, count: int) -> list[bytes]:
+    key = load_private_key(private_hex)
+    clock = SystemClock(ZoneInfo("Asia/Shanghai"))
+    return [
+        seal(key, hall="h1", device="bench", seq=seq, ts=format_ts(clock.now()), type="clock",
+             body={"method": "card", "card": f"5B{seq:08X}"}).raw
+        for seq in range(first_seq, first_seq + count)
+    ]
+
+
+def publish_all(port: int, payloads: list[bytes]) -> None:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-publisher")
+    client.max_inflight_messages_set(1000)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    infos = [client.publish(TOPIC, payload, qos=1) for payload in payloads]
+    for info in infos:
+        info.wait_for_publish(60)
+    client.disconnect()
+    client.loop_stop()
+
+
+def baseline(port: int, payloads: list[bytes]) -> float:
+    """A bare paho subscriber counting the messages: events per second, first to last."""
+    done = threading.Event()
+    seen: list[float] = []
+
+    def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        seen.append(time.perf_counter())
+        if len(seen) == len(payloads):
+            done.set()
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-baseline")
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.subscribe("hall/v1/h1/+/evt/#", qos=1)
+    client.loop_start()
+    time.sleep(0.5)
+    start = time.perf_counter()
+    publish_all(port, payloads)
+    if not done.wait(120):
+        raise RuntimeError(f"baseline saw {len(seen)} of {len(payloads)}")
+    client.disconnect()
+    client.loop_stop()
+    return len(payloads) / (seen[-1] - start)
+
+
+def count_rows(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def hub_throughput(hall: Hall, port: int, payloads: list[bytes]) -> float:
+    before = count_rows(hall.hub_db)
+    start = time.perf_counter()
+    publish_all(port, payloads)
+    target = before + len(payloads)
+    while count_rows(hall.hub_db) < target:
+        if time.perf_counter() - start > 300:
+            raise RuntimeError("hub did not store every event within 300 s")
+        time.sleep(0.01)
+    return len(payloads) / (time.perf_counter() - start)
+
+
+def latency(hall: Hall, reader: CardReaderSim, rate: float, seconds: float) -> list[float]:
+    """Write one card frame every 1/rate s; poll the hub's rows; latency per card in ms."""
+    total = int(rate * seconds)
+    cards = [f"6C{n:08X}" for n in range(1, total + 1)]
+    written: dict[str, float] = {}
+    committed: dict[str, float] = {}
+    stop = threading.Event()
+
+    def poll() -> None:
+        db = sqlite3.connect(hall.hub_db)
+        last = db.execute("SELECT coalesce(max(rowid), 0) FROM events").fetchone()[0]
+        while not stop.is_set():
+            rows = db.execute("SELECT rowid, body FROM events WHERE rowid > ?", (last,)).fetchall()
+            now = time.perf_counter()
+            for rowid, body in rows:
+                last = max(last, rowid)
+                card = json.loads(body).get("card")
+                if card in written:
+                    committed.setdefault(card, now)
+            time.sleep(0.001)
+        db.close()
+
+    poller = threading.Thread(target=poll, name="poller")
+    poller.start()
+    start = time.perf_counter()
+    for index, card in enumerate(cards):
+        time.sleep(max(0.0, start + index / rate - time.perf_counter()))
+        written[card] = time.perf_counter()
+        reader.tap(card, hold_seconds=0.0)
+    deadline = time.perf_counter() + 30
+    while len(committed) < total and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    poller.join()
+    if len(committed) < total:
+        raise RuntimeError(f"only {len(committed)} of {total} taps reached the hub")
+    return [(committed[card] - written[card]) * 1000 for card in cards]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hall-bench-") as tmp:
+        workdir = Path(tmp)
+        broker = Mosquitto(workdir / "mosquitto")
+        broker.start()
+        reader = CardReaderSim()
+        bench_keys = generate_keypair()
+        hall = Hall(workdir / "hall", broker.url, [StaffSpec("S001", "张伟", "01", "0A004A7B2C")],
+                    resend_seconds=30.0, extra_devices={"bench": bench_keys.public_hex})
+        hall.write_edge_config(reader.path)
+        try:
+            base = baseline(broker.port, signed_events(bench_keys.private_hex, 1, args.events))
+            hall.start_hub()
+            wait_for(lambda: count_rows(hall.hub_db) == 0 and hall.hub_db.exists(), 30, "hub up")
+            time.sleep(1.0)
+            payloads = signed_events(bench_keys.private_hex, 1, args.events)
+            rate = hub_throughput(hall, broker.port, payloads)
+            hall.start_edge()
+            time.sleep(2.0)
+            lat = latency(hall, reader, args.rate, args.seconds)
+        finally:
+            hall.kill_edge(signal.SIGTERM)
+            hall.kill_hub(signal.SIGTERM)
+            reader.close()
+            broker.stop()
+    lat.sort()
+    result = {
+        "events": args.events,
+        "events_per_s": round(rate, 1),
+        "baseline_events_per_s": round(base, 1),
+        "ratio": round(rate / base, 3),
+        "latency_p50_ms": round(statistics.median(lat), 2),
+        "latency_p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2),
+        "latency_samples": len(lat),
+        "store": "sqlite",
+    }
+    print(f"hub ingest {rate:.0f} ev/s vs bare subscriber {base:.0f} ev/s; "
+          f"pty->row p50 {result['latency_p50_ms']} ms, p99 {result['latency_p99_ms']} ms")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Inspector's check of the audit log: the hash chain, every event's device signature, and the
+agreement between the log and the events table. Streams the log; needs only the devices' public
+keys, never the hub's secrets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from hub.domain import AuditEntry, StoredEvent
+from hub.store.store import ZERO_HASH, Store, entry_hash
+from wire.envelope import Envelope, WireError, format_ts, load_public_key, parse, verify
+
+BATCH = 200  # entries checked against the events table per round trip
+RENDER_WIDTH = 240
+
+KIND_LABELS = {
+    "event": "事件",
+    "quarantine": "隔离",
+    "leave": "请假",
+    "roster": "名册",
+    "seq_reset": "序号重置",
+    "seq_gap": "序号缺口",
+    "device_state": "设备状态",
+    "clock_drift": "时钟偏差",
+    "finding": "督查发现",
+}
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    ok: bool
+    entries: int  # entries read from the log
+    first_bad: int | None  # audit seq (chain position) of the first problem, if it has one
+    problem: str | None  # the first problem in plain words
+
+
+def verify_log(store: Store, device_keys: Mapping[str, str]) -> VerifyReport:
+    """Check the whole log; report the first problem. device_keys: device id -> public key hex."""
+    checker = _Checker(_load_keys(device_keys))
+    entries = 0
+    for batch in _batches(store.audit(), BATCH):
+        entries += len(batch)
+        if checker.problem is not None:
+            continue  # keep counting; the first problem is the one reported
+        refs = {entry.ref for entry in batch if entry.kind == "event" and entry.ref is not None}
+        rows = store.events_by_id(refs)
+        for entry in batch:
+            checker.check(entry, rows)
+            if checker.problem is not None:
+                break
+    if checker.problem is None:
+        for event_id in store.event_ids():
+            if event_id not in checker.logged:
+                checker.problem = (None, f"event row {event_id} has no log entry (inserted outside the log)")
+                break
+    if checker.problem is None:
+        return VerifyReport(ok=True, entries=entries, first_bad=None, problem=None)
+    first_bad, problem = checker.problem
+    return VerifyReport(ok=False, entries=entries, first_bad=first_bad, problem=problem)
+
+
+class _Checker:
+    def __init__(self, keys: Mapping[str, Ed25519PublicKey]) -> None:
+        self.keys = keys
+        self.expected = 1
+        self.prev_hash = ZERO_HASH
+        self.logged: set[str] = set()  # ids of event entries seen so far (ids only, not entries)
+        self.problem: tuple[int | None, str] | None = None
+
+    def check(self, entry: AuditEntry, rows: Mapping[str, StoredEvent]) -> None:
+        seq = entry.seq
+        if seq != self.expected:
+            cause = "entry removed" if seq > self.expected else "entry duplicated or reordered"
+            self._bad(self.expected, f"chain position {self.expected} expected, found {seq} ({cause})")
+            return
+        if entry.prev_hash != self.prev_hash:
+            if seq == 1:
+                self._bad(seq, "the first entry does not start from the zero hash (entries removed)")
+            else:
+                self._bad(seq, f"previous hash does not match entry {seq - 1} (removed or reordered)")
+            return
+        at = format_ts(entry.at)
+        if entry_hash(seq, at, entry.kind, entry.ref, entry.data, entry.prev_hash) != entry.hash:
+            self._bad(seq, "hash does not match its content (altered)")
+            return
+        if entry.kind == "event":
+            problem = self._event_problem(entry, rows)
+            if problem is not None:
+                self._bad(seq, problem)
+                return
+        self.expected, self.prev_hash = seq + 1, entry.hash
+
+    def _event_problem(self, entry: AuditEntry, rows: Mapping[str, StoredEvent]) -> str | None:
+        ref, raw = entry.ref, entry.data.get("raw")
+        if ref is None or not isinstance(raw, str):
+            return "event entry without a reference or raw bytes"
+        try:
+            envelope = parse(raw.encode("utf-8"))
+        except WireError as exc:
+            return f"event {ref} raw bytes do not parse ({exc})"
+        if envelope.id != ref:
+            return f"event {ref}: the log reference does not match the envelope id {envelope.id}"
+        if ref in self.logged:
+            return f"event {ref} is logged twice"
+        key = self.keys.get(envelope.device)
+        if key is None:
+            return f"event {ref} from device {envelope.device!r}, which has no known public key"
+        try:
+            verify(envelope, key)
+        except WireError:
+            return f"event {ref} signature does not verify"
+        row = rows.get(ref)
+        if row is None:
+            return f"event row {ref} missing from events table (removed)"
+        if _row_fields(row) != _envelope_fields(envelope, entry.data.get("received_at")):
+            return f"event row {ref} differs from its log entry (altered)"
+        self.logged.add(ref)
+        return None
+
+    def _bad(self, seq: int, text: str) -> None:
+        self.problem = (seq, f"entry {seq}: {text}")
+
+
+def _row_fields(row: StoredEvent) -> tuple[Any, ...]:
+    return (row.raw, row.hall, row.device, row.seq, row.type, row.ts, row.ts.utcoffset(), row.body,
+            format_ts(row.received_at))
+
+
+def _envelope_fields(envelope: Envelope, received_at: Any) -> tuple[Any, ...]:
+    ts = envelope.timestamp
+    return (envelope.raw, envelope.hall, envelope.device, envelope.seq, envelope.type, ts,
+            ts.utcoffset(), envelope.body, received_at)
+
+
+def _load_keys(device_keys: Mapping[str, str]) -> dict[str, Ed25519PublicKey]:
+    keys: dict[str, Ed25519PublicKey] = {}
+    for device, hex_text in device_keys.items():
+        try:
+            keys[device] = load_public_key(hex_text)
+        except ValueError as exc:
+            raise ValueError(f"public key of device {device!r}: {exc}") from exc
+    return keys
+
+
+def _batches(entries: Iterable[AuditEntry], size: int) -> Iterator[list[AuditEntry]]:
+    iterator = iter(entries)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+# --- human form -------------------------------------------------------------------------
+
+
+def render_entry(entry: AuditEntry) -> str:
+    """One line, e.g. `#12 2026-11-24T08:29:31.120+08:00 event(事件) entrance/42 clock card=...`."""
+    label = KIND_LABELS.get(entry.kind)
+    head = f"#{entry.seq} {format_ts(entry.at)} {entry.kind}" + (f"({label})" if label else "")
+    data = entry.data
+    if entry.kind == "event":
+        detail = _render_event(entry)
+    elif entry.kind == "quarantine":
+        detail = f"{data.get('reason')} {data.get('topic')} {data.get('detail')}"
+    elif entry.kind == "leave":
+        detail = (f"{data.get('staff')} {data.get('start')} ~ {data.get('end')} "
+                  f"批准人 {data.get('approver')} 事由 {data.get('reason')}")
+    else:
+        ref = f"{entry.ref} " if entry.ref else ""
+        detail = ref + json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    line = " ".join(f"{head} {detail}".split())
+    return line if len(line) <= RENDER_WIDTH else line[: RENDER_WIDTH - 1] + "…"
+
+
+def _render_event(entry: AuditEntry) -> str:
+    raw = entry.data.get("raw")
+    if not isinstance(raw, str):
+        return f"{entry.ref} <无原始报文 no raw bytes>"
+    try:
+        envelope = parse(raw.encode("utf-8"))
+    except WireError as exc:
+        return f"{entry.ref} <原始报文无法解析 unreadable: {exc.reason}>"
+    parts = []
+    for key, value in sorted(envelope.body.items()):
+        if key == "photo" and isinstance(value, str):
+            parts.append(f"photo=<{len(value)} 字符>")
+        else:
+            parts.append(f"{key}={json.dumps(value, ensure_ascii=False)}")
+    return f"{envelope.device}/{envelope.seq} {envelope.type} {' '.join(parts)}"
