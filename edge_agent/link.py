@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -64,6 +65,7 @@ class MqttLink:
         client.on_connect = self._connected
         client.on_disconnect = self._disconnected
         client.on_message = self._message
+        client.on_socket_open = _no_delay
         self._client = client
         self._broker = broker
 
@@ -124,3 +126,9 @@ class MqttLink:
         with self._state_changed:
             self._state = state
             self._state_changed.notify_all()
+
+
+def _no_delay(client: mqtt.Client, userdata: object, sock: object) -> None:
+    """Small QoS 1 packets both ways: without TCP_NODELAY, Nagle waits for delayed ACKs (~40 ms)."""
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from hub.domain import Quarantined, StoredEvent
 from wire import topics
 from wire.bodies import validate_body
-from wire.envelope import WireError, parse, verify
+from wire.envelope import PublicKey, WireError, parse, verify
 
 
 class Decoder:
@@ -23,7 +21,7 @@ class Decoder:
         self,
         hall: str,
         prefix: str,
-        device_keys: Mapping[str, Ed25519PublicKey],
+        device_keys: Mapping[str, PublicKey],
         max_bytes: int,
     ) -> None:
         self.hall = hall

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -118,6 +119,7 @@ class HubService:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_socket_open = _no_delay
         return client
 
     # --- paho callbacks (network thread) -------------------------------------------------
@@ -251,3 +253,9 @@ class HubService:
         if last is None or last.data != roster:
             self.store.append("roster", roster)
             log.info("roster change recorded in the log")
+
+
+def _no_delay(client: mqtt.Client, userdata: object, sock: object) -> None:
+    """Small QoS 1 packets both ways: without TCP_NODELAY, Nagle waits for delayed ACKs (~40 ms)."""
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

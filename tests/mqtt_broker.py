@@ -35,7 +35,7 @@ class Mosquitto:
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "max_queued_messages 100000\nmax_inflight_messages 100\n"
+            "max_queued_messages 100000\nmax_inflight_messages 100\nset_tcp_nodelay true\n"
         )
 
     @property

@@ -53,7 +53,7 @@ def test_signature_covers_canonical_form_without_sig() -> None:
     assert set(obj) == {"v", "id", "hall", "device", "seq", "ts", "type", "body", "sig"}
     assert len(obj["sig"]) == 128 and obj["sig"] == obj["sig"].lower()
     unsigned = {k: v for k, v in obj.items() if k != "sig"}
-    load_public_key(RFC8032_PUBLIC).verify(bytes.fromhex(obj["sig"]), canonical(unsigned))
+    load_public_key(RFC8032_PUBLIC).verify(canonical(unsigned), bytes.fromhex(obj["sig"]))
     assert envelope.raw == canonical(obj)  # published bytes are canonical too
     assert parse(envelope.raw) == envelope
 

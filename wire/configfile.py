@@ -53,9 +53,8 @@ def _input_path(raw: object, location: tuple[int | str, ...]) -> tuple[int | str
     kept: list[int | str] = []
     node = raw
     for part in location:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if (isinstance(node, dict) and part in node) or (
+                isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
             node = node[part]
         elif isinstance(node, dict) and part in node.values():
             continue  # a discriminated union's tag, e.g. the "card" of kind = "card"

@@ -14,17 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-)
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey as PrivateKey
+from nacl.signing import VerifyKey as PublicKey
 
 VERSION = 1
 MAX_ID_LEN = 64
@@ -82,28 +74,25 @@ class KeyPair:
 
 
 def generate_keypair() -> KeyPair:
-    key = Ed25519PrivateKey.generate()
-    return KeyPair(_private_hex(key), public_hex_of(key))
+    key = PrivateKey.generate()
+    return KeyPair(bytes(key).hex(), public_hex_of(key))
 
 
-def load_private_key(hex_text: str) -> Ed25519PrivateKey:
+def load_private_key(hex_text: str) -> PrivateKey:
+    """A raw 32-byte Ed25519 private key (the seed, as RFC 8032 writes it) in lowercase hex."""
     if not HEX64_RE.match(hex_text):
         raise ValueError("a private key is 64 lowercase hex characters")
-    return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(hex_text))
+    return PrivateKey(bytes.fromhex(hex_text))
 
 
-def load_public_key(hex_text: str) -> Ed25519PublicKey:
+def load_public_key(hex_text: str) -> PublicKey:
     if not HEX64_RE.match(hex_text):
         raise ValueError("a public key is 64 lowercase hex characters")
-    return Ed25519PublicKey.from_public_bytes(bytes.fromhex(hex_text))
+    return PublicKey(bytes.fromhex(hex_text))
 
 
-def public_hex_of(key: Ed25519PrivateKey) -> str:
-    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
-
-
-def _private_hex(key: Ed25519PrivateKey) -> str:
-    return key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()).hex()
+def public_hex_of(key: PrivateKey) -> str:
+    return bytes(key.verify_key).hex()
 
 
 # --- envelopes --------------------------------------------------------------------------
@@ -139,7 +128,7 @@ class Envelope:
 
 
 def seal(
-    key: Ed25519PrivateKey,
+    key: PrivateKey,
     *,
     hall: str,
     device: str,
@@ -161,7 +150,7 @@ def seal(
         "body": body,
     }
     _reject_floats(unsigned, "envelope")
-    sig = key.sign(canonical(unsigned)).hex()
+    sig = key.sign(canonical(unsigned)).signature.hex()
     raw = canonical({**unsigned, "sig": sig})
     return Envelope(
         id=unsigned["id"], hall=hall, device=device, seq=seq, ts=ts, type=type,
@@ -206,15 +195,15 @@ def parse(raw: bytes) -> Envelope:
     )
 
 
-def verify(envelope: Envelope, public_key: Ed25519PublicKey) -> None:
+def verify(envelope: Envelope, public_key: PublicKey) -> None:
     """Raise WireError('bad_signature') unless the signature holds over the canonical form."""
     try:
-        public_key.verify(bytes.fromhex(envelope.sig), canonical(envelope.unsigned()))
-    except InvalidSignature as exc:
+        public_key.verify(canonical(envelope.unsigned()), bytes.fromhex(envelope.sig))
+    except BadSignatureError as exc:
         raise WireError("bad_signature", f"signature of {envelope.id} does not verify") from exc
 
 
-def open_signed(raw: bytes, public_key: Ed25519PublicKey) -> Envelope:
+def open_signed(raw: bytes, public_key: PublicKey) -> Envelope:
     envelope = parse(raw)
     verify(envelope, public_key)
     return envelope
