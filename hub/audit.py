@@ -11,11 +11,9 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from hub.domain import AuditEntry, StoredEvent
 from hub.store.store import ZERO_HASH, Store, entry_hash
-from wire.envelope import Envelope, WireError, format_ts, load_public_key, parse, verify
+from wire.envelope import Envelope, PublicKey, WireError, format_ts, load_public_key, parse, verify
 
 BATCH = 200  # entries checked against the events table per round trip
 RENDER_WIDTH = 240
@@ -67,7 +65,7 @@ def verify_log(store: Store, device_keys: Mapping[str, str]) -> VerifyReport:
 
 
 class _Checker:
-    def __init__(self, keys: Mapping[str, Ed25519PublicKey]) -> None:
+    def __init__(self, keys: Mapping[str, PublicKey]) -> None:
         self.keys = keys
         self.expected = 1
         self.prev_hash = ZERO_HASH
@@ -139,8 +137,8 @@ def _envelope_fields(envelope: Envelope, received_at: Any) -> tuple[Any, ...]:
             ts.utcoffset(), envelope.body, received_at)
 
 
-def _load_keys(device_keys: Mapping[str, str]) -> dict[str, Ed25519PublicKey]:
-    keys: dict[str, Ed25519PublicKey] = {}
+def _load_keys(device_keys: Mapping[str, str]) -> dict[str, PublicKey]:
+    keys: dict[str, PublicKey] = {}
     for device, hex_text in device_keys.items():
         try:
             keys[device] = load_public_key(hex_text)

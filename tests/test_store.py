@@ -11,7 +11,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, create_engine, delete, insert, select, update
 
 from hub.audit import render_entry, verify_log
@@ -19,7 +18,7 @@ from hub.domain import Leave, Quarantined, StoredEvent
 from hub.store.schema import audit, events
 from hub.store.store import ZERO_HASH, Store, entry_hash, sqlalchemy_url
 from wire.clock import FixedClock
-from wire.envelope import canonical, format_ts, generate_keypair, load_private_key, seal
+from wire.envelope import PrivateKey, canonical, format_ts, generate_keypair, load_private_key, seal
 
 TZ = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 24, 8, 0, tzinfo=TZ)
@@ -28,7 +27,7 @@ START = datetime(2026, 11, 24, 8, 0, tzinfo=TZ)
 @dataclass(frozen=True)
 class Device:
     name: str
-    key: Ed25519PrivateKey
+    key: PrivateKey
     public_hex: str
 
 
@@ -50,7 +49,7 @@ def make_event(
     type: str = "clock",
     body: dict[str, Any] | None = None,
     id: str | None = None,
-    key: Ed25519PrivateKey | None = None,
+    key: PrivateKey | None = None,
 ) -> StoredEvent:
     envelope = seal(
         key or device.key, hall="h1", device=device.name, seq=seq,
