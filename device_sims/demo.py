@@ -2,7 +2,7 @@
 
 The hub (with its embedded amqtt broker, SQLite store), one entrance edge agent and a simulated
 RDM6300 card reader on a pseudo-terminal run as separate processes sharing a ScaledClock, so the
-morning from 08:15 to 12:06 plays in about a minute. Then it prints the attendance table, the
+morning from 08:15 to 12:08 plays in about a minute. Then it prints the attendance table, the
 quarantine and the log verification, using the same commands an inspector would.
 """
 
@@ -52,25 +52,25 @@ STAFF = [
 
 # (hall time, step): who taps when; what a morning at the entrance looks like.
 SCRIPT: list[tuple[str, str, str]] = [
-    ("08:18", "tap", "0A004A7B2C"),
-    ("08:20", "tap", "67003B51C6"),
-    ("08:21", "tap", "67003B51C6"),  # tapped again a minute later: counts once
-    ("08:22", "noise", "4e4f495345ffff00"),  # line noise on the serial cable
-    ("08:24", "hold", "67003BA86C"),  # card left on the reader: one punch, not forty
-    ("08:27", "tap", "1F00644BB6"),
-    ("08:29", "tap", "2A00112233"),
-    ("08:33", "tap", "2A00445566"),  # inside the 5 minutes of grace
+    ("08:16", "tap", "0A004A7B2C"),
+    ("08:18", "tap", "67003B51C6"),
+    ("08:19", "tap", "67003B51C6"),  # tapped again a minute later: counts once
+    ("08:20", "noise", "4e4f495345ffff00"),  # line noise on the serial cable
+    ("08:21", "hold", "67003BA86C"),  # card left on the reader for minutes: one punch, not forty
+    ("08:28", "tap", "1F00644BB6"),
+    ("08:29", "tap", "2A00AABBCC"),
+    ("08:34", "tap", "2A00445566"),  # inside the 5 minutes of grace
     ("08:41", "corrupt", "2A00778899"),  # a bad read, counted and skipped ...
     ("08:42", "tap", "2A00778899"),  # ... and the retry gets through: late
-    ("08:56", "tap", "2A00AABBCC"),  # late
+    ("08:56", "tap", "2A00112233"),  # late
     ("11:31", "tap", "2A00AABBCC"),  # leaves early
-    ("11:58", "tap", "0A004A7B2C"),
-    ("12:00", "tap", "67003B51C6"),
-    ("12:01", "tap", "67003BA86C"),
-    ("12:02", "tap", "1F00644BB6"),
-    ("12:03", "tap", "2A00112233"),
-    ("12:03", "tap", "2A00445566"),
-    ("12:04", "tap", "2A00778899"),
+    ("12:00", "tap", "0A004A7B2C"),
+    ("12:01", "tap", "67003B51C6"),
+    ("12:02", "tap", "67003BA86C"),
+    ("12:03", "tap", "1F00644BB6"),
+    ("12:04", "tap", "2A00112233"),
+    ("12:05", "tap", "2A00445566"),
+    ("12:06", "tap", "2A00778899"),
 ]
 # S009 never comes (absent); S010 is on approved leave for the day.
 
@@ -152,10 +152,10 @@ def run(workdir: Path) -> int:
             time.sleep(clock.wall_seconds_until(moment))
             print(f"  {at} {step:<8} {card}", flush=True)
             if step == "tap":
-                reader.tap(card, hold_seconds=0.15)
+                reader.tap(card, hold_seconds=0.1)
                 taps += 1
             elif step == "hold":
-                reader.tap(card, hold_seconds=3.0, interval=0.1)
+                reader.tap(card, hold_seconds=1.2, interval=0.1)  # six hall minutes
                 taps += 1
             elif step == "noise":
                 reader.noise(bytes.fromhex(card))
@@ -172,9 +172,9 @@ def run(workdir: Path) -> int:
             process.wait(20)
         reader.close()
 
-    print(f"\n== 考勤 attendance {DAY} (judged at 12:06; afternoon not yet decided)")
+    print(f"\n== 考勤 attendance {DAY} (judged at 12:08; afternoon not yet decided)")
     table = cli("hub.cli", "attendance", "--config", str(hub_cfg), "--date", DAY,
-                "--at", f"{DAY}T12:06:00+08:00")
+                "--at", f"{DAY}T12:08:00+08:00")
     print(table.stdout)
     faults = cli("hub.cli", "log", "show", "--config", str(hub_cfg), "--kind", "event")
     print("== 设备故障 device faults reported by the edge")
