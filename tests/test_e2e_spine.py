@@ -260,3 +260,40 @@ def test_log_verify_catches_an_edited_and_a_deleted_row(tmp_path: Path, broker: 
     deleted = hall.cli("log", "verify")
     assert deleted.returncode != 0
     assert f"entry {seq + 1}" in deleted.stderr or f"entry {seq + 2}" in deleted.stderr
+
+
+def test_unplugged_reader_is_reported_and_reopened(tmp_path: Path, broker: Mosquitto) -> None:
+    """The config names a stable symlink (as udev makes); unplugging removes it, replugging
+    points it at a new device. The agent reports both and never crashes; SIGTERM exits 0."""
+    link = tmp_path / "hall-card"
+    first = CardReaderSim()
+    link.symlink_to(first.path)
+    hall = Hall(tmp_path / "hall", broker.url, STAFF)
+    hall.write_edge_config(str(link))
+    hall.start_hub()
+    hall.start_edge()
+    second: CardReaderSim | None = None
+    try:
+        first.tap("0A004A7B2C", hold_seconds=0.1)
+        wait_for(lambda: len(stored_cards(hall)) == 1, 30, "tap before unplugging", hall)
+        first.close()
+        link.unlink()
+
+        def fault_codes() -> list[str]:
+            return [str(f["code"]) for f in hall.stored("fault")]
+
+        wait_for(lambda: "port_lost" in fault_codes(), 30, "port_lost reported", hall)
+        time.sleep(3)  # a few reopen attempts against a missing device
+        assert hall.edge is not None and hall.edge.poll() is None  # still running
+        second = CardReaderSim()
+        link.symlink_to(second.path)
+        wait_for(lambda: "port_restored" in fault_codes(), 60, "port_restored reported", hall)
+        time.sleep(0.5)
+        second.tap("67003B51C6", hold_seconds=0.1)
+        wait_for(lambda: len(stored_cards(hall)) == 2, 30, "tap after replugging", hall)
+        hall.kill_edge(signal.SIGTERM)
+        assert hall.edge.returncode == 0
+    finally:
+        hall.stop()
+        if second is not None:
+            second.close()
