@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from device_sims import buttonbus
 from device_sims.card import (
     At,
     CardReaderSim,
@@ -71,10 +73,123 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("--linger", type=_seconds, default=2.0, help="seconds to keep the pty open at the end")
     card.set_defaults(run=_run_card)
 
+    for name, kind, what in (("evaluator", 1, "satisfaction evaluator"), ("desk", 2, "desk box, away sign")):
+        box = devices.add_parser(name, help=f"ButtonBus {what} alone on a port (PROTOCOL.md section 3)")
+        box.add_argument("--addr", type=_byte, default=1, help="bus address (default 1)")
+        box.add_argument("--keys", type=_byte, help="keys in its HELLO (default 5 evaluator, 7 desk)")
+        _add_button_play_args(box, "KEY", _byte, "press this key code (e.g. 5 or 0x10); repeatable")
+        box.set_defaults(run=_run_button_box, kind=kind)
+
+    bus = devices.add_parser("bus", help="several ButtonBus devices on one polled RS-485 port")
+    bus.add_argument(
+        "--device",
+        action="append",
+        required=True,
+        type=_bus_device,
+        metavar="ADDR:KIND[:KEYS]",
+        help="a device on the bus, KIND evaluator or desk (e.g. 1:evaluator, 2:desk:7); repeatable",
+    )
+    _add_button_play_args(bus, "ADDR:KEY", _bus_press, "press KEY on the device at ADDR; repeatable")
+    bus.set_defaults(run=_run_bus)
+
     demo = devices.add_parser("demo", help="a whole simulated hall morning: hub, edge agent, card reader")
     demo.add_argument("--workdir", default="var/demo", help="where the demo keeps its files")
     demo.set_defaults(run=_run_demo)
     return parser
+
+
+def _byte(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"expected a number 0..255 (or 0x..), got {text!r}")
+    return value
+
+
+def _bus_device(text: str) -> buttonbus.ButtonBox:
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise argparse.ArgumentTypeError(f"expected ADDR:KIND[:KEYS], got {text!r}")
+    kind = buttonbus.KINDS.get(parts[1].lower())
+    if kind is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: KIND is one of {', '.join(buttonbus.KINDS)}")
+    return buttonbus.ButtonBox(_byte(parts[0]), kind, _byte(parts[2]) if len(parts) == 3 else None)
+
+
+def _bus_press(text: str) -> tuple[int, int]:
+    addr, colon, key = text.partition(":")
+    if not colon:
+        raise argparse.ArgumentTypeError(f"expected ADDR:KEY, got {text!r}")
+    return _byte(addr), _byte(key)
+
+
+def _add_button_play_args(
+    sub: argparse.ArgumentParser, metavar: str, press_type: Callable[[str], object], press_help: str
+) -> None:
+    source = sub.add_mutually_exclusive_group()
+    source.add_argument("--script", type=Path, help="script file: press/noise/corrupt/wait/at, one per line")
+    source.add_argument("--press", action="append", metavar=metavar, type=press_type, help=press_help)
+    sub.add_argument("--gap", type=_seconds, default=1.0, help="seconds between --press keys (default 1)")
+    sub.add_argument("--clock", help="hall clock spec START,speed=N,anchor=EPOCH (for `at` steps)")
+    sub.add_argument("--timezone", help="hall time zone, e.g. Asia/Shanghai (needed by `at` steps)")
+    sub.add_argument(
+        "--start-delay", type=_seconds, default=1.0, help="seconds to wait for the agent to open the pty"
+    )
+    sub.add_argument("--linger", type=_seconds, default=2.0, help="seconds to keep the pty open at the end")
+
+
+def _button_script(args: argparse.Namespace, addresses: set[int], need_addr: bool) -> list[buttonbus.Step]:
+    if args.script is not None:
+        try:
+            text = args.script.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ScriptError(f"{args.script}: {exc.strerror or exc}") from exc
+        try:
+            return buttonbus.parse_script(text, addresses, need_addr)
+        except ScriptError as exc:
+            raise ScriptError(f"{args.script}: {exc}") from exc
+    steps: list[buttonbus.Step] = []
+    for index, press in enumerate(args.press or []):
+        addr, key = press if isinstance(press, tuple) else (None, press)
+        if addr is not None and addr not in addresses:
+            raise ScriptError(f"--press {addr}:{key}: no --device at address {addr}")
+        if index:
+            steps.append(Wait(args.gap))
+        steps.append(buttonbus.Press(addr, key))
+    return steps
+
+
+def _play_buttons(args: argparse.Namespace, sim: buttonbus.PointToPointSim | buttonbus.PolledBusSim,
+                  steps: list[buttonbus.Step]) -> int:
+    clock = _card_clock(args, [step for step in steps if isinstance(step, At)])
+    print(f"PTY {sim.path}", flush=True)
+    time.sleep(args.start_delay)
+    sim.play(steps, clock)
+    time.sleep(args.linger)
+    for addr, box in sorted(sim.boxes.items()):
+        for mode, text in box.shown:
+            print(json.dumps({"addr": addr, "mode": mode, "text": text}, ensure_ascii=False), flush=True)
+        if box.unacknowledged or box.keys_lost:
+            print(f"hall-sim {args.device}: address {addr}: {box.unacknowledged + box.keys_lost} key "
+                  "press(es) never acknowledged", file=sys.stderr)
+    return 0
+
+
+def _run_button_box(args: argparse.Namespace) -> int:
+    steps = _button_script(args, {args.addr}, need_addr=False)
+    with buttonbus.PointToPointSim(buttonbus.ButtonBox(args.addr, args.kind, args.keys)) as sim:
+        return _play_buttons(args, sim, steps)
+
+
+def _run_bus(args: argparse.Namespace) -> int:
+    addresses = [box.addr for box in args.device]
+    if len(set(addresses)) != len(addresses):
+        raise ScriptError(f"--device: an address appears twice in {addresses}")
+    steps = _button_script(args, set(addresses), need_addr=True)
+    with buttonbus.PolledBusSim(args.device) as sim:
+        return _play_buttons(args, sim, steps)
 
 
 def _run_demo(args: argparse.Namespace) -> int:

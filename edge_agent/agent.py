@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge_agent import __version__
-from edge_agent.config import CardUnit, EdgeConfig
-from edge_agent.drivers import DRIVERS, OpenTransport, open_serial
+from edge_agent.config import BusUnit, EdgeConfig
+from edge_agent.drivers import DRIVERS, ButtonBusDriver, OpenTransport, UnitConfig, open_serial
 from edge_agent.link import Inbound, LinkState, MqttLink
 from edge_agent.outbox import Outbox
-from edge_agent.readings import CardRead, DeviceError, Reading, UnitFault
+from edge_agent.readings import ButtonPress, CardRead, DeviceError, DeviceHello, Reading, UnitFault
+from edge_agent.window import WindowBoxes
 from wire import topics
 from wire.bodies import CommittedBody
 from wire.clock import Clock
@@ -77,6 +78,24 @@ class EdgeAgent:
             unit.id: UnitStatus(unit.kind, unit.driver, unit.port) for unit in config.units
         }
         self._seen_commands: set[str] = set()
+        # display routing: window-device unit id -> (port unit id, bus address)
+        self._routes: dict[str, tuple[str, int]] = {}
+        for unit in config.units:
+            if isinstance(unit, BusUnit):
+                for m in unit.devices:
+                    self._routes[m.id or f"{unit.id}-{m.addr}"] = (unit.id, m.addr)
+            elif unit.kind in ("evaluator", "desk"):
+                self._routes[unit.id] = (unit.id, getattr(unit, "addr", 1))
+        self._drivers: dict[str, ButtonBusDriver] = {}
+        self.windows = WindowBoxes(
+            config.window_devices(),
+            away_minutes=dict(config.window.away_minutes),
+            invite_seconds=config.window.invite_seconds,
+            now=clock.now,
+            monotonic=monotonic,
+            record=self._record_event,
+            show=self._show,
+        )
         prefix, hall, device = config.topic_prefix, config.hall, config.device
         self._state_topic = topics.state(prefix, hall, device)
         self.link = MqttLink(
@@ -93,8 +112,17 @@ class EdgeAgent:
 
     # --- recording -----------------------------------------------------------------------
 
-    def record(self, reading: Reading) -> Envelope:
+    def record(self, reading: Reading) -> Envelope | None:
         """Commit a reading to the outbox (durable) and wake the publisher."""
+        if isinstance(reading, ButtonPress):
+            recorded = self.windows.press(reading)
+            log.info("unit %s key 0x%02x -> %s", reading.unit, reading.key, recorded or "no event")
+            return None
+        if isinstance(reading, DeviceHello):
+            log.info("unit %s (addr %d) powered up: kind %d, %d keys, firmware %s", reading.unit,
+                     reading.addr, reading.kind, reading.keys, reading.firmware)
+            self.windows.refresh()
+            return None
         if isinstance(reading, CardRead):
             type_, body, at = "clock", {"method": "card", "card": reading.card}, reading.at
         else:
@@ -129,6 +157,7 @@ class EdgeAgent:
             while not stop.is_set():
                 self._wake.wait(timeout=0.5)
                 self._wake.clear()
+                self.windows.tick()
                 if self.link.state is LinkState.CONNECTED:
                     self._flush()
                     if self._monotonic() >= next_heartbeat:
@@ -171,10 +200,16 @@ class EdgeAgent:
 
     # --- units ---------------------------------------------------------------------------
 
-    def _supervise_unit(self, unit: CardUnit, stop: threading.Event) -> None:
+    def _show(self, unit_id: str, mode: int, text: str) -> None:
+        port_unit, addr = self._routes[unit_id]
+        driver = self._drivers.get(port_unit)
+        if driver is not None:  # a lost port gets the current displays again when reopened
+            driver.show(addr, mode, text)
+
+    def _supervise_unit(self, unit: UnitConfig, stop: threading.Event) -> None:
         """Open the port, run the driver; a lost port is reported and reopened with backoff."""
         backoff, lost = 1.0, False
-        driver_class = DRIVERS[unit.driver]
+        make_driver = DRIVERS[unit.driver]
         while not stop.is_set():
             try:
                 transport = self._open_transport(unit.port, unit.baud)
@@ -190,8 +225,12 @@ class EdgeAgent:
             lost, backoff = False, 1.0
             log.info("unit %s: %s open", unit.id, unit.port)
             self._set_unit(unit.id, "ok", "")
+            driver = make_driver(unit, transport, self.clock, self.record)
+            if isinstance(driver, ButtonBusDriver):
+                self._drivers[unit.id] = driver
+                self.windows.refresh()
             try:
-                driver_class(unit.id, transport, self.clock, self.record).run(stop)
+                driver.run(stop)
             except DeviceError as exc:
                 self._unit_lost(unit, str(exc))
                 lost = True
@@ -201,9 +240,10 @@ class EdgeAgent:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
             finally:
+                self._drivers.pop(unit.id, None)
                 transport.close()
 
-    def _unit_lost(self, unit: CardUnit, detail: str) -> None:
+    def _unit_lost(self, unit: UnitConfig, detail: str) -> None:
         log.warning("unit %s: port %s lost: %s", unit.id, unit.port, detail)
         self._set_unit(unit.id, "lost", detail)
         self.record(UnitFault(unit.id, "port_lost", 1, f"{unit.port} 端口丢失: {detail}"))
@@ -263,12 +303,36 @@ class EdgeAgent:
         if envelope.id in self._seen_commands:
             return
         self._seen_commands.add(envelope.id)
+        ok, error = True, None
+        try:
+            self._run_command(envelope)
+        except (ValueError, KeyError, TypeError) as exc:
+            ok, error = False, str(exc)[:300]
+        self._record_event("ack", {"cmd": envelope.id, "ok": ok, "error": error},
+                           format_ts(self.clock.now()))
+
+    def _run_command(self, envelope: Envelope) -> None:
+        body = envelope.body
         if envelope.type == "sync":
             self._publish_state()
             self._resends.sent.clear()
+            self.windows.refresh()
             self._wake.set()
-            ok, error = True, None
+        elif envelope.type == "invite":
+            seconds = body.get("seconds", self.config.window.invite_seconds)
+            ticket = body.get("ticket")
+            if not isinstance(seconds, int) or not 0 < seconds <= 600:
+                raise ValueError("invite: seconds must be an integer from 1 to 600")
+            if ticket is not None and not isinstance(ticket, str):
+                raise ValueError("invite: ticket must be a string")
+            self.windows.invite(str(body["window"]), seconds, ticket, envelope.id)
+        elif envelope.type == "show":
+            mode, text = body["mode"], body.get("text", "")
+            if not isinstance(mode, int) or not 0 <= mode <= 5 or not isinstance(text, str):
+                raise ValueError("show: mode must be 0..5 and text a string")
+            display = body.get("display", "evaluator")
+            if display not in ("evaluator", "desk"):
+                raise ValueError("show: display must be evaluator or desk")
+            self.windows.show(str(body["window"]), display, mode, text)
         else:
-            ok, error = False, f"本设备不支持命令 {envelope.type} (unsupported command)"
-        self._record_event("ack", {"cmd": envelope.id, "ok": ok, "error": error},
-                           format_ts(self.clock.now()))
+            raise ValueError(f"本设备不支持命令 {envelope.type} (unsupported command)")

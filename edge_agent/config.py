@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from edge_agent.window import WindowDevice
 from wire import configfile
 from wire.envelope import HEX64_RE, NAME_RE
 
@@ -89,7 +90,68 @@ class CardUnit(_Section):
     baud: int = Field(9600, gt=0)
 
 
-Unit = Annotated[CardUnit, Field(discriminator="kind")]
+class _ButtonUnit(_Section):
+    id: Name
+    driver: Literal["buttonbus"] = "buttonbus"
+    port: str = Field(description="serial device of the ButtonBus box or RS-485 adapter")
+    baud: int = Field(9600, gt=0)
+
+
+WindowId = Annotated[str, Field(min_length=1, max_length=16, description='service window id, e.g. "03"')]
+
+
+class EvaluatorUnit(_ButtonUnit):
+    """A citizens' satisfaction evaluator alone on its port (point-to-point)."""
+
+    kind: Literal["evaluator"]
+    window: WindowId
+    addr: int = Field(1, ge=0, le=255)
+    keys: int = Field(5, ge=2, le=5, description="number of rating keys")
+
+
+class DeskUnit(_ButtonUnit):
+    """A staff desk box with the away sign alone on its port (point-to-point)."""
+
+    kind: Literal["desk"]
+    window: WindowId
+    desk: str | None = Field(None, description="desk id in sign events; defaults to the unit id")
+    addr: int = Field(1, ge=0, le=255)
+
+
+class BusMember(_Section):
+    addr: int = Field(ge=0, le=255)
+    kind: Literal["evaluator", "desk"]
+    window: WindowId
+    id: Name | None = Field(None, description="defaults to {bus id}-{addr}")
+    desk: str | None = None
+    keys: int = Field(5, ge=2, le=5)
+
+
+class BusUnit(_ButtonUnit):
+    """Several ButtonBus devices on one RS-485 port, polled by the agent."""
+
+    kind: Literal["bus"]
+    devices: list[BusMember] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def verify_addresses(self) -> BusUnit:
+        addrs = [member.addr for member in self.devices]
+        if len(set(addrs)) != len(addrs):
+            raise ValueError(f"devices: an address appears twice in {addrs}")
+        return self
+
+
+Unit = Annotated[CardUnit | EvaluatorUnit | DeskUnit | BusUnit, Field(discriminator="kind")]
+
+
+class WindowSettings(_Section):
+    """Hall settings for the window boxes."""
+
+    invite_seconds: float = Field(10.0, gt=0, le=600, description="how long an invitation to rate lasts")
+    away_minutes: dict[Literal["meeting", "errand", "break", "field", "other"], int] = Field(
+        default_factory=lambda: {"meeting": 60, "errand": 30, "break": 15, "field": 120, "other": 30},
+        description="default time away per reason, for the declared return time",
+    )
 
 
 class EdgeConfig(_Section):
@@ -104,6 +166,7 @@ class EdgeConfig(_Section):
     broker: BrokerConfig = BrokerConfig()
     outbox: OutboxConfig
     units: list[Unit] = Field(default_factory=list)
+    window: WindowSettings = WindowSettings()
 
     @field_validator("private_key_file", "outbox", mode="after")
     @classmethod
@@ -136,10 +199,32 @@ class EdgeConfig(_Section):
     def verify_unique_units(self) -> EdgeConfig:
         seen: set[str] = set()
         for unit in self.units:
-            if unit.id in seen:
-                raise ValueError(f"units: id {unit.id!r} appears twice")
-            seen.add(unit.id)
+            ids = [unit.id] + [m.id or f"{unit.id}-{m.addr}" for m in getattr(unit, "devices", [])]
+            for unit_id in ids:
+                if unit_id in seen:
+                    raise ValueError(f"units: id {unit_id!r} appears twice")
+                seen.add(unit_id)
+        windows: dict[tuple[str, str], str] = {}
+        for device in self.window_devices():
+            key = (device.window, device.kind)
+            if key in windows:
+                raise ValueError(f"units: window {device.window} has two {device.kind}s "
+                                 f"({windows[key]} and {device.unit})")
+            windows[key] = device.unit
         return self
+
+    def window_devices(self) -> list[WindowDevice]:
+        devices = []
+        for unit in self.units:
+            if isinstance(unit, EvaluatorUnit):
+                devices.append(WindowDevice(unit.id, "evaluator", unit.window, unit.id, unit.keys))
+            elif isinstance(unit, DeskUnit):
+                devices.append(WindowDevice(unit.id, "desk", unit.window, unit.desk or unit.id))
+            elif isinstance(unit, BusUnit):
+                for m in unit.devices:
+                    member_id = m.id or f"{unit.id}-{m.addr}"
+                    devices.append(WindowDevice(member_id, m.kind, m.window, m.desk or member_id, m.keys))
+        return devices
 
     def private_key_hex(self) -> str:
         if self.private_key is not None:

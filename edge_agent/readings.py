@@ -32,8 +32,29 @@ class UnitFault:
     detail: str
 
 
-Reading = CardRead | UnitFault
-
-
 class DeviceError(Exception):
     """The device or its port failed (unplugged, I/O error); the supervisor reopens it."""
+
+
+@dataclass(frozen=True)
+class ButtonPress:
+    """One new key press on a ButtonBus device (never a retransmitted repeat)."""
+
+    unit: str  # the configured unit that owns the address
+    addr: int
+    key: int  # key code, PROTOCOL.md section 3
+    at: datetime  # hall time when the host first received it
+
+
+@dataclass(frozen=True)
+class DeviceHello:
+    """A ButtonBus device announced itself (at power-up, and every 10 s on a point-to-point port)."""
+
+    unit: str
+    addr: int
+    kind: int  # 1 evaluator, 2 desk box with away sign
+    keys: int
+    firmware: str  # "major.minor"
+
+
+Reading = CardRead | UnitFault | ButtonPress | DeviceHello

@@ -10,6 +10,7 @@ import sys
 import threading
 from datetime import date, datetime, time, timedelta
 
+from hub import cli_window
 from hub import config as hub_config
 from hub.audit import render_entry, verify_log
 from hub.config import HubConfig
@@ -61,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
 
     quarantine = with_config(sub.add_parser("quarantine", help="messages refused, with reasons"))
     quarantine.add_argument("--json", action="store_true")
+    COMMANDS.update(cli_window.add_commands(sub, with_config))
     return parser
 
 
@@ -121,7 +123,7 @@ def _log(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
         print(f"日志校验失败 log verification FAILED at entry {report.first_bad}: {report.problem}",
               file=sys.stderr)
         return 1
-    entries = (e for e in store.audit(after_seq=args.after) if not args.kind or e.kind == args.kind)
+    entries = store.audit(after_seq=args.after, kind=args.kind)
     if args.json:
         print(json.dumps([entry_json(e) for e in entries], ensure_ascii=False, indent=1))
     else:
@@ -170,7 +172,7 @@ def _quarantine(args: argparse.Namespace, config: HubConfig, store: Store) -> in
     return 0
 
 
-COMMANDS = {
+COMMANDS: dict[str, cli_window.Handler] = {
     "run": _run,
     "attendance": _attendance,
     "log": _log,

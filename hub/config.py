@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -121,6 +121,27 @@ class ScheduleConfig(_Section):
         )
 
 
+class RatingsConfig(_Section):
+    count: Literal["all", "invited"] = Field("all", description="which presses count in statistics")
+    repeat_seconds: int = Field(30, ge=0, le=3600, description="presses closer than this are misuse")
+
+
+class CasesConfig(_Section):
+    deadline_days: int = Field(5, ge=1, le=60, description="working days to follow up a bad rating")
+
+
+class AlertsConfig(_Section):
+    late_return_grace_minutes: int = Field(0, ge=0, le=120)
+    unattended_min_minutes: int = Field(1, ge=0, le=240, description="shorter gaps are not reported")
+    offline_after_seconds: int = Field(60, ge=10, le=3600, description="no state or heartbeat for this")
+    check_seconds: int = Field(30, ge=1, le=3600, description="how often the scheduler runs the checks")
+    daily_close: time = Field(time(23, 30), description="when the day's findings are closed")
+
+
+class ReportsConfig(_Section):
+    dir: Path = Field(Path("reports"), description="where the monthly summaries are written")
+
+
 class HubConfig(_Section):
     hall: Name
     timezone: str = "Asia/Shanghai"
@@ -133,6 +154,10 @@ class HubConfig(_Section):
     devices: list[DeviceConfig] = Field(default_factory=list)
     staff: list[StaffConfig] = Field(default_factory=list)
     schedule: ScheduleConfig = ScheduleConfig()
+    ratings: RatingsConfig = RatingsConfig()
+    cases: CasesConfig = CasesConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    reports: ReportsConfig = ReportsConfig()
 
     @field_validator("timezone")
     @classmethod
@@ -141,6 +166,14 @@ class HubConfig(_Section):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("reports")
+    @classmethod
+    def _reports_dir(cls, value: ReportsConfig, info: ValidationInfo) -> ReportsConfig:
+        base = (info.context or {}).get("config_dir")
+        if base is not None and not value.dir.is_absolute():
+            return value.model_copy(update={"dir": base / value.dir})
         return value
 
     @field_validator("private_key_file")

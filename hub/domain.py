@@ -99,3 +99,127 @@ class SessionAttendance:
     last: datetime | None
     status: AttendanceStatus
     punches: tuple[datetime, ...] = field(default=())
+
+
+# --- hall rules: away signs, ratings, follow-up cases (hub/rules/away.py, ratings.py, cases.py) ---
+
+SignState = Literal["on_duty", "away", "paused"]
+FindingKind = Literal[
+    "late_return", "unattended_window", "rating_misuse", "unattended_rating", "case_overdue"
+]
+
+
+@dataclass(frozen=True)
+class SignEvent:
+    """A `sign` event body (PROTOCOL.md section 1) with its device time and event id."""
+
+    window: str
+    desk: str
+    state: str  # SignState
+    reason: str | None  # meeting, errand, break, field, other
+    back_at: datetime | None
+    at: datetime  # aware
+    event_id: str
+
+
+@dataclass(frozen=True)
+class AwayPeriod:
+    """One desk's consecutive `away` (or `paused`) signs, until the sign went back to `on_duty`."""
+
+    window: str
+    desk: str
+    state: str  # "away" | "paused"
+    reason: str | None  # the latest sign's reason
+    start: datetime
+    declared_return: datetime | None  # the latest sign's back_at
+    actual_return: datetime | None  # None: still away
+    start_event: str
+    end_event: str | None  # None: still away
+    update_events: tuple[str, ...] = ()  # signs of the same state in between (reason/back_at changes)
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        tail = (self.end_event,) if self.end_event is not None else ()
+        return (self.start_event, *self.update_events, *tail)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A rule violation or an item for review, with the event ids it was derived from."""
+
+    kind: str  # FindingKind
+    window: str | None
+    staff: str | None
+    start: datetime
+    end: datetime | None  # None: still going on at `now`
+    detail: dict[str, object]  # JSON-able: str, int, bool, None, lists of those
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Rating:
+    """A `rating` event body (PROTOCOL.md section 1) with its device time and event id."""
+
+    event_id: str
+    window: str
+    level: int  # 1..5: 5 非常满意, 4 满意, 3 基本满意, 2 不满意, 1 非常不满意
+    invited: bool
+    invite: str | None
+    ticket: str | None
+    at: datetime  # aware
+
+
+@dataclass(frozen=True)
+class AttributedRating:
+    rating: Rating
+    staff: str | None  # None: nobody on duty at the window
+    counted: bool
+    flags: tuple[str, ...]  # among "nobody_on_duty", "misuse_repeat", "not_invited"
+
+
+@dataclass(frozen=True)
+class RatingPolicy:
+    count: Literal["invited", "all"] = "all"
+    repeat_seconds: int = 30
+
+    def __post_init__(self) -> None:
+        if self.count not in ("invited", "all"):
+            raise ValueError(f"rating policy count must be 'invited' or 'all', got {self.count!r}")
+        if self.repeat_seconds < 0:
+            raise ValueError(f"rating policy repeat_seconds must not be negative, got {self.repeat_seconds}")
+
+
+@dataclass(frozen=True)
+class RatingStats:
+    counts: dict[int, int]  # level 1..5 -> counted ratings
+    total: int  # counted ratings
+    satisfied: int  # counted ratings of levels 3..5
+    rate_permille: int  # round(1000 * satisfied / total), 0 when total is 0
+    flagged: int  # ratings with any flag, counted or not
+
+
+@dataclass(frozen=True)
+class Case:
+    """A 差评整改 follow-up of a bad rating (level 1 or 2)."""
+
+    id: str
+    rating_event: str
+    window: str
+    staff: str | None
+    level: int
+    opened_at: datetime
+    deadline: date  # closed by the end of this day (hall time)
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    result: str | None = None
+    note: str | None = None
+    flags: tuple[str, ...] = ()  # the rating's flags, e.g. a misuse repeat
+
+
+@dataclass(frozen=True)
+class CaseClosure:
+    case_id: str
+    closed_at: datetime
+    closed_by: str
+    result: str
+    note: str | None = None

@@ -25,6 +25,7 @@ from hub.broker import EmbeddedBroker
 from hub.config import HubConfig
 from hub.domain import Quarantined, StoredEvent
 from hub.ingest import Decoder
+from hub.scheduler import HallScheduler
 from hub.store.store import Store
 from hub.watermark import Notice, Watermarks
 from wire import topics
@@ -63,6 +64,7 @@ class HubService:
         self._seq = 0
         self._drifting: set[str] = set()
         self._online: dict[str, bool] = {}
+        self._seen: dict[str, tuple[float, bool]] = {}  # device -> (monotonic last state, online)
         self.broker: EmbeddedBroker | None = None
         self.connected = threading.Event()
         self._republish = threading.Event()
@@ -84,6 +86,8 @@ class HubService:
         self._client.connect_async(host, port, keepalive=30)
         self._client.loop_start()
         gap_limit = self.config.ingest.resend_seconds * self.config.ingest.gap_after_resends
+        scheduler = HallScheduler(self.config, self.store, self.clock, self.devices_seen, self._monotonic)
+        scheduler.start()
         try:
             while not stop.is_set():
                 if self._republish.is_set():
@@ -95,6 +99,7 @@ class HubService:
                 for notice in self.watermarks.overdue_gaps(self._monotonic(), gap_limit):
                     self._report(notice)
         finally:
+            scheduler.shutdown()
             self._client.disconnect()
             self._client.loop_stop()
             while not self._inbox.empty():  # what paho already handed over is stored, not lost
@@ -121,6 +126,9 @@ class HubService:
         client.on_message = self._on_message
         client.on_socket_open = _no_delay
         return client
+
+    def devices_seen(self) -> dict[str, tuple[float, bool]]:
+        return dict(self._seen)
 
     # --- paho callbacks (network thread) -------------------------------------------------
 
@@ -203,6 +211,7 @@ class HubService:
             device_ts = parse_ts(state["ts"]) if "ts" in state else None
         except (ValueError, KeyError, TypeError) as exc:
             return reject("malformed", f"state: {exc}")
+        self._seen[device] = (self._monotonic(), online)
         if self._online.get(device) != online:
             self._online[device] = online
             self.store.append("device_state", {"device": device, "online": online}, ref=device)

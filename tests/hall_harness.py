@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -36,6 +37,7 @@ class Hall:
     clock_spec: str | None = None
     require_leave_punch: bool = False
     extra_devices: dict[str, str] = field(default_factory=dict)  # device id -> public key hex
+    edge_device: str = "entrance"
     hub_keys: KeyPair = field(default_factory=generate_keypair)
     edge_keys: KeyPair = field(default_factory=generate_keypair)
     hub: subprocess.Popen[bytes] | None = None
@@ -59,7 +61,7 @@ class Hall:
             f'[broker]\nurl = "{self.broker_url}"\n'
             f'[store]\nurl = "{store_url or "sqlite:///" + str(self.hub_db)}"\n'
             f"[ingest]\nresend_seconds = {self.resend_seconds}\n"
-            f'[[devices]]\nid = "entrance"\npublic_key = "{self.edge_keys.public_hex}"\n'
+            f'[[devices]]\nid = "{self.edge_device}"\npublic_key = "{self.edge_keys.public_hex}"\n'
             + "".join(f'[[devices]]\nid = "{d}"\npublic_key = "{k}"\n' for d, k in self.extra_devices.items())
             + f"{staff}\n"
             "[schedule]\ngrace_minutes = 5\nabsent_after_minutes = 120\nduplicate_punch_minutes = 3\n"
@@ -69,13 +71,14 @@ class Hall:
             encoding="utf-8",
         )
 
-    def write_edge_config(self, port: str) -> None:
+    def write_edge_config(self, port: str, units: str | None = None) -> None:
+        """The edge config with one card reader on `port`, or with the given [[units]] tables."""
+        units = units or f'[[units]]\nid = "door"\nkind = "card"\ndriver = "rdm6300"\nport = "{port}"\n'
         self.edge_config.write_text(
-            f'hall = "h1"\ndevice = "entrance"\nprivate_key = "{self.edge_keys.private_hex}"\n'
+            f'hall = "h1"\ndevice = "{self.edge_device}"\nprivate_key = "{self.edge_keys.private_hex}"\n'
             f'hub_public_key = "{self.hub_keys.public_hex}"\nheartbeat_seconds = 5\n'
             f'[broker]\nurl = "{self.broker_url}"\n'
-            f'[outbox]\npath = "{self.outbox_db}"\nresend_seconds = {self.resend_seconds}\n'
-            f'[[units]]\nid = "door"\nkind = "card"\ndriver = "rdm6300"\nport = "{port}"\n',
+            f'[outbox]\npath = "{self.outbox_db}"\nresend_seconds = {self.resend_seconds}\n' + units,
             encoding="utf-8",
         )
 
@@ -97,7 +100,7 @@ class Hall:
 
         def seen() -> tuple[int, int]:
             text = log.read_text(errors="replace") if log.exists() else ""
-            return text.count("unit door: "), text.count("connected to")
+            return len(re.findall(r"unit \S+: \S+ open$", text, re.M)), text.count("connected to")
 
         before = seen()
         self.edge = self._spawn("edge_agent.cli", self.edge_config, "edge")

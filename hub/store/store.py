@@ -220,12 +220,15 @@ class Store:
             for row in rows
         ]
 
-    def audit(self, after_seq: int = 0, limit: int | None = None) -> Iterator[AuditEntry]:
-        """Entries with seq > after_seq in chain order, streamed in chunks of CHUNK rows."""
+    def audit(self, after_seq: int = 0, limit: int | None = None,
+              kind: str | None = None) -> Iterator[AuditEntry]:
+        """Entries with seq > after_seq (of one kind, if given) in chain order, streamed in chunks."""
         last, remaining = after_seq, limit
         while remaining is None or remaining > 0:
             size = CHUNK if remaining is None else min(CHUNK, remaining)
             query = select(audit).where(audit.c.seq > last).order_by(audit.c.seq).limit(size)
+            if kind is not None:
+                query = query.where(audit.c.kind == kind)
             with self._engine.connect() as conn:
                 rows = conn.execute(query).all()
             yield from (_audit_entry(row) for row in rows)
@@ -234,6 +237,9 @@ class Store:
             last = rows[-1].seq
             if remaining is not None:
                 remaining -= len(rows)
+
+    def entries(self, kind: str) -> Iterator[AuditEntry]:
+        return self.audit(kind=kind)
 
     def last_audit(self, kind: str | None = None) -> AuditEntry | None:
         query = select(audit).order_by(audit.c.seq.desc()).limit(1)

@@ -1,0 +1,196 @@
+"""`hall-hub` commands for the window boxes: ratings, away periods, findings, follow-up cases, the
+monthly report and commands sent to the boxes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+from hub.commands import send, wait_ack
+from hub.config import HubConfig
+from hub.hall import CLOSURE_KIND, cases, end_of, hall_day, month_days
+from hub.monthly import write_month
+from hub.rules.ratings import statistics
+from hub.scheduler import finding_data
+from hub.store.store import Store
+from wire.envelope import format_ts
+
+Handler = Callable[[argparse.Namespace, HubConfig, Store], int]
+LEVEL_ZH = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
+FINDING_ZH = {
+    "late_return": "未按时归岗", "unattended_window": "窗口无人 (AB岗缺岗)", "rating_misuse": "重复评价",
+    "unattended_rating": "无人在岗的评价", "case_overdue": "差评整改逾期", "absence": "旷工",
+    "device_offline": "设备离线",
+}
+
+
+def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
+                 ) -> dict[str, Handler]:
+    ratings = with_config(sub.add_parser("ratings", help="好差评 ratings and statistics"))
+    when = ratings.add_mutually_exclusive_group(required=True)
+    when.add_argument("--date", type=date.fromisoformat)
+    when.add_argument("--month", help="YYYY-MM")
+    ratings.add_argument("--json", action="store_true")
+    away = with_config(sub.add_parser("away", help="离岗 away periods of a day"))
+    away.add_argument("--date", required=True, type=date.fromisoformat)
+    away.add_argument("--json", action="store_true")
+    findings = with_config(sub.add_parser("findings", help="violations and alerts of a day"))
+    findings.add_argument("--date", required=True, type=date.fromisoformat)
+    findings.add_argument("--json", action="store_true")
+
+    case = sub.add_parser("cases", help="差评整改 follow-up cases of bad ratings")
+    case_sub = case.add_subparsers(dest="cases_command", required=True)
+    listing = with_config(case_sub.add_parser("list", help="cases, with overdue ones marked"))
+    listing.add_argument("--from", dest="since", type=date.fromisoformat)
+    listing.add_argument("--to", dest="until", type=date.fromisoformat)
+    listing.add_argument("--json", action="store_true")
+    close = with_config(case_sub.add_parser("close", help="close a case with its result"))
+    close.add_argument("--case", required=True)
+    close.add_argument("--by", required=True, help="who followed it up")
+    close.add_argument("--result", required=True, help="e.g. 已电话回访, 群众满意")
+    close.add_argument("--note", default="")
+
+    report = sub.add_parser("report", help="reports")
+    report_sub = report.add_subparsers(dest="report_command", required=True)
+    month = with_config(report_sub.add_parser("month", help="每月汇总 monthly summary (CSV and XLSX)"))
+    month.add_argument("--month", required=True)
+    month.add_argument("--out", required=True)
+
+    send_cmd = with_config(sub.add_parser("send", help="send a command to an edge box"))
+    send_cmd.add_argument("name", choices=["invite", "show", "sync"])
+    send_cmd.add_argument("--device", required=True)
+    send_cmd.add_argument("--window")
+    send_cmd.add_argument("--seconds", type=int, default=10)
+    send_cmd.add_argument("--ticket")
+    send_cmd.add_argument("--display", choices=["evaluator", "desk"], default="evaluator")
+    send_cmd.add_argument("--mode", type=int, default=0)
+    send_cmd.add_argument("--text", default="")
+    send_cmd.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the ack")
+    return {"ratings": _ratings, "away": _away, "findings": _findings, "cases": _cases,
+            "report": _report, "send": _send}
+
+
+def _now(store: Store) -> datetime:
+    return store.clock.now()
+
+
+def _ratings(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
+    days = [args.date] if args.date else month_days(args.month)
+    rated = [r for day in days for r in hall_day(config, store, day, _now(store)).ratings]
+    if args.json:
+        print(json.dumps({
+            "ratings": [{"id": r.rating.event_id, "at": format_ts(r.rating.at), "window": r.rating.window,
+                         "level": r.rating.level, "invited": r.rating.invited, "ticket": r.rating.ticket,
+                         "staff": r.staff, "counted": r.counted, "flags": list(r.flags)} for r in rated],
+            "by_staff": _stats(statistics(rated, lambda r: r.staff)),
+            "by_window": _stats(statistics(rated, lambda r: r.rating.window)),
+        }, ensure_ascii=False, indent=1))
+        return 0
+    for r in rated:
+        flags = ",".join(r.flags)
+        print(f"{r.rating.at.astimezone(config.tz):%m-%d %H:%M:%S} 窗口{r.rating.window:<4} "
+              f"{r.rating.level} {LEVEL_ZH[r.rating.level]:<6} {r.staff or '(无人在岗)':<8} "
+              f"{'计入' if r.counted else '不计'} {'邀请' if r.rating.invited else ''} {flags}")
+    print("-- 按人员 by staff")
+    for key, stats in statistics(rated, lambda r: r.staff).items():
+        print(f"{key}: {stats.total} 条, 满意率 {stats.rate_permille / 10:.1f}%")
+    return 0
+
+
+def _stats(table: dict[str, Any]) -> dict[str, Any]:
+    return {key: {"counts": {str(k): v for k, v in s.counts.items()}, "total": s.total,
+                  "satisfied": s.satisfied, "rate_permille": s.rate_permille, "flagged": s.flagged}
+            for key, s in table.items()}
+
+
+def _away(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
+    periods = hall_day(config, store, args.date, _now(store)).periods
+    items = [{"window": p.window, "desk": p.desk, "state": p.state, "reason": p.reason,
+              "start": format_ts(p.start),
+              "declared_return": format_ts(p.declared_return) if p.declared_return else None,
+              "actual_return": format_ts(p.actual_return) if p.actual_return else None}
+             for p in periods]
+    if args.json:
+        print(json.dumps(items, ensure_ascii=False, indent=1))
+        return 0
+    def hm(moment: datetime | None, missing: str) -> str:
+        return moment.astimezone(config.tz).strftime("%H:%M") if moment else missing
+
+    for p in periods:
+        print(f"窗口{p.window:<4} {p.desk:<8} {p.state:<7} {p.reason or '-':<8} {hm(p.start, '-')} → "
+              f"申报 {hm(p.declared_return, '-')} 实际 {hm(p.actual_return, '未归')}")
+    return 0
+
+
+def _findings(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
+    now = min(_now(store), end_of(args.date, config))
+    found = hall_day(config, store, args.date, now).findings
+    if args.json:
+        print(json.dumps([finding_data(f) for f in found], ensure_ascii=False, indent=1))
+        return 0
+    for f in found:
+        end = f.end.astimezone(config.tz).strftime("%H:%M") if f.end else "…"
+        print(f"{f.start.astimezone(config.tz):%H:%M}-{end} {FINDING_ZH.get(f.kind, f.kind)} "
+              f"窗口 {f.window or '-'} 人员 {f.staff or '-'} {json.dumps(f.detail, ensure_ascii=False)}")
+    return 0
+
+
+def _cases(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
+    now = _now(store)
+    if args.cases_command == "close":
+        today = now.astimezone(config.tz).date()
+        known = {c.id: c for c in cases(config, store, date(today.year - 1, 1, 1), today, now)}
+        case = known.get(args.case)
+        if case is None:
+            raise ValueError(f"no open case {args.case!r}")
+        if case.closed_at is not None:
+            raise ValueError(f"case {args.case} was already closed by {case.closed_by}")
+        entry = store.append(CLOSURE_KIND, {"case": args.case, "closed_at": format_ts(now),
+                                            "closed_by": args.by, "result": args.result,
+                                            "note": args.note}, ref=args.case)
+        print(f"已办结 case {args.case} closed by {args.by}: {args.result} (log entry #{entry.seq})")
+        return 0
+    today = now.astimezone(config.tz).date()
+    found = cases(config, store, args.since or today.replace(day=1), args.until or today, now)
+    overdue_ids = {c.id for c in found if c.closed_at is None and c.deadline < today}
+    if args.json:
+        print(json.dumps([{"id": c.id, "window": c.window, "staff": c.staff, "level": c.level,
+                           "opened_at": format_ts(c.opened_at), "deadline": c.deadline.isoformat(),
+                           "closed_at": format_ts(c.closed_at) if c.closed_at else None,
+                           "closed_by": c.closed_by, "result": c.result, "note": c.note,
+                           "overdue": c.id in overdue_ids} for c in found], ensure_ascii=False, indent=1))
+        return 0
+    for c in found:
+        state = "已办结" if c.closed_at else ("逾期" if c.id in overdue_ids else "待整改")
+        print(f"{c.id} 窗口{c.window} {c.staff or '-'} 差评{c.level} 期限 {c.deadline} {state} "
+              f"{c.closed_by or ''} {c.result or ''}")
+    return 0
+
+
+def _report(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
+    from pathlib import Path
+
+    for path in write_month(config, store, args.month, Path(args.out), _now(store)):
+        print(path)
+    return 0
+
+
+def _send(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
+    body: dict[str, Any]
+    if args.name == "invite":
+        body = {"window": args.window, "seconds": args.seconds, "ticket": args.ticket}
+    elif args.name == "show":
+        body = {"window": args.window, "display": args.display, "mode": args.mode, "text": args.text}
+    else:
+        body = {}
+    command_id = send(config, store.clock, args.device, args.name, body)
+    print(f"sent {args.name} {command_id}")
+    ack = wait_ack(store, store.clock, command_id, args.wait) if args.wait > 0 else None
+    if ack is None:
+        print("no ack yet (the box may be offline; the persistent session delivers it later)")
+        return 3 if args.wait > 0 else 0
+    print(f"ack ok={ack['ok']} {ack.get('error') or ''}")
+    return 0 if ack["ok"] else 1

@@ -1,0 +1,64 @@
+"""Commands from the hub to an edge box (PROTOCOL.md `cmd/{name}`), signed with the hub's key.
+
+Used by `hall-hub send ...`: publishes one command and waits for the box's `ack` event to reach the
+store through the running hub.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+
+from hub.config import HubConfig
+from hub.store.store import Store
+from wire import topics
+from wire.clock import Clock
+from wire.envelope import format_ts, load_private_key, seal
+
+
+def broker_address(config: HubConfig) -> tuple[str, int]:
+    if config.broker.url == "embedded":
+        host, _, port = config.broker.listen.rpartition(":")
+        return ("127.0.0.1" if host in ("", "0.0.0.0") else host), int(port)
+    parts = urlsplit(config.broker.url)
+    return parts.hostname or "127.0.0.1", parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+
+def send(config: HubConfig, clock: Clock, device: str, name: str, body: dict[str, Any]) -> str:
+    """Publish a signed command; returns its id."""
+    envelope = seal(load_private_key(config.private_key_hex()), hall=config.hall, device=device,
+                    seq=time.time_ns() // 1_000_000, ts=format_ts(clock.now()), type=name, body=body)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"hall-hub-cli-{envelope.id[-12:]}")
+    if config.broker.username is not None:
+        client.username_pw_set(config.broker.username, config.broker.password)
+    if config.broker.url.startswith("mqtts://"):
+        client.tls_set(ca_certs=str(config.broker.ca_file) if config.broker.ca_file else None)
+    host, port = broker_address(config)
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        info = client.publish(topics.command(config.topic_prefix, config.hall, device, name),
+                              envelope.raw, qos=1)
+        info.wait_for_publish(10)
+        if not info.is_published():
+            raise RuntimeError(f"the broker at {host}:{port} did not take the command")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return envelope.id
+
+
+def wait_ack(store: Store, clock: Clock, command_id: str, timeout: float) -> dict[str, Any] | None:
+    """The body of the box's ack for the command, once the hub has stored it."""
+    since = clock.now() - timedelta(minutes=10)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in store.events(type="ack", since=since):
+            if event.body.get("cmd") == command_id:
+                return event.body
+        time.sleep(0.2)
+    return None

@@ -1,0 +1,106 @@
+"""The hall's day as inspectors read it: stored events run through the pure rules.
+
+Everything here reads the store and calls pure functions; nothing is written except by the callers
+(the scheduler appends findings, `cases close` appends closures).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from hub.config import HubConfig
+from hub.domain import AttributedRating, AwayPeriod, Finding, SessionAttendance
+from hub.reports import attendance, day_bounds
+from hub.rules.away import SignEvent, away_periods, late_returns, unattended_windows
+from hub.rules.cases import Case, CaseClosure, apply_closures, open_cases, overdue
+from hub.rules.ratings import Rating, RatingPolicy, attribute, rating_findings
+from hub.store.store import Store
+from wire.envelope import parse_ts
+
+CLOSURE_KIND = "case_closed"
+
+
+@dataclass(frozen=True)
+class HallDay:
+    day: date
+    attendance: list[SessionAttendance]
+    periods: list[AwayPeriod]
+    ratings: list[AttributedRating]
+    findings: list[Finding]
+
+
+def month_days(month: str) -> list[date]:
+    first = date.fromisoformat(f"{month}-01")
+    following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return [first + timedelta(days=n) for n in range((following - first).days)]
+
+
+def signs_between(store: Store, since: datetime, until: datetime) -> list[SignEvent]:
+    return [
+        SignEvent(
+            window=str(e.body["window"]), desk=str(e.body["desk"]), state=str(e.body["state"]),
+            reason=e.body.get("reason"),  # type: ignore[arg-type]
+            back_at=parse_ts(str(e.body["back_at"])) if e.body.get("back_at") else None,
+            at=e.ts, event_id=e.id,
+        )
+        for e in store.events(type="sign", since=since, until=until)
+    ]
+
+
+def ratings_between(store: Store, since: datetime, until: datetime) -> list[Rating]:
+    return [
+        Rating(event_id=e.id, window=str(e.body["window"]), level=int(e.body["level"]),
+               invited=bool(e.body["invited"]), invite=e.body.get("invite"),  # type: ignore[arg-type]
+               ticket=e.body.get("ticket"), at=e.ts)  # type: ignore[arg-type]
+        for e in store.events(type="rating", since=since, until=until)
+    ]
+
+
+def policy(config: HubConfig) -> RatingPolicy:
+    return RatingPolicy(count=config.ratings.count, repeat_seconds=config.ratings.repeat_seconds)
+
+
+def hall_day(config: HubConfig, store: Store, day: date, now: datetime) -> HallDay:
+    since, until = day_bounds(config, day)
+    rows = attendance(config, store, day, now)
+    periods = away_periods(signs_between(store, since, until))
+    attributed = attribute(ratings_between(store, since, until), config.roster(), {day: rows}, periods,
+                           policy(config), config.tz, schedule=config.schedule.to_domain())
+    findings = [
+        *late_returns(periods, now, grace_minutes=config.alerts.late_return_grace_minutes,
+                      roster=config.roster()),
+        *unattended_windows(day, config.roster(), config.schedule.to_domain(), rows, periods, now,
+                            config.tz, min_minutes=config.alerts.unattended_min_minutes),
+        *rating_findings(attributed),
+    ]
+    findings.sort(key=lambda f: (f.start, f.kind, f.window or ""))
+    return HallDay(day, rows, periods, attributed, findings)
+
+
+def closures(store: Store) -> list[CaseClosure]:
+    return [
+        CaseClosure(str(e.data["case"]), datetime.fromisoformat(str(e.data["closed_at"])),
+                    str(e.data["closed_by"]), str(e.data["result"]), str(e.data.get("note") or ""))
+        for e in store.entries(CLOSURE_KIND)
+    ]
+
+
+def cases(config: HubConfig, store: Store, since: date, until: date, now: datetime) -> list[Case]:
+    """Follow-up cases of the bad ratings between two days (inclusive), with their closures."""
+    found: list[Case] = []
+    day = since
+    while day <= until:
+        found.extend(open_cases(hall_day(config, store, day, now).ratings, config.schedule.to_domain(),
+                                config.cases.deadline_days, tz=config.tz))
+        day += timedelta(days=1)
+    return apply_closures(found, [c for c in closures(store) if c.case_id in {x.id for x in found}])
+
+
+def overdue_cases(config: HubConfig, store: Store, now: datetime, lookback_days: int = 60) -> list[Finding]:
+    today = now.astimezone(config.tz).date()
+    return overdue(cases(config, store, today - timedelta(days=lookback_days), today, now), now, config.tz)
+
+
+def end_of(day: date, config: HubConfig) -> datetime:
+    return datetime.combine(day, time(23, 59, 59), tzinfo=config.tz)
