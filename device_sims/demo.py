@@ -1,9 +1,10 @@
-"""`hall-sim demo`: a whole simulated hall morning on one machine.
+"""`hall-sim demo`: a whole simulated hall day on one machine.
 
-The hub (with its embedded amqtt broker, SQLite store), one entrance edge agent and a simulated
-RDM6300 card reader on a pseudo-terminal run as separate processes sharing a ScaledClock, so the
-morning from 08:15 to 12:08 plays in about a minute. Then it prints the attendance table, the
-quarantine and the log verification, using the same commands an inspector would.
+The hub (embedded amqtt broker, SQLite store, scheduler), the entrance edge agent with a simulated
+RDM6300 card reader, and the window-box edge agent with two simulated RS-485 ButtonBus lines (six
+windows, each an evaluator and a desk box) run as separate processes sharing a ScaledClock, so the
+day from 08:10 to 17:45 plays in about a minute. Then it prints the day as an inspector reads it,
+with the same commands an inspector would use.
 """
 
 from __future__ import annotations
@@ -16,63 +17,15 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
+from device_sims.buttonbus import ButtonBox, PolledBusSim
 from device_sims.card import CardReaderSim
+from device_sims.demo_hall import BUSES, DAY, address, end_of_day, script, start_of_day, write_configs
 from wire.clock import ScaledClock
-from wire.envelope import generate_keypair
 
-DAY = "2026-11-24"  # a Tuesday
-START = datetime.fromisoformat(f"{DAY}T08:15:00+08:00")
-SPEED = 300.0  # one real second is five hall minutes
-
-
-@dataclass(frozen=True)
-class Person:
-    id: str
-    name: str
-    window: str
-    card: str  # as written in the roster: hex, or the printed decimal number
-
-
-STAFF = [
-    Person("S001", "张伟", "01", "0A004A7B2C"),
-    Person("S002", "王芳", "01", "67003B51C6"),
-    Person("S003", "李娜", "02", "0003909740"),  # roster holds the printed number of 67003BA86C
-    Person("S004", "刘洋", "02", "1F00644BB6"),
-    Person("S005", "陈静", "03", "2A00112233"),
-    Person("S006", "杨磊", "03", "2A00445566"),
-    Person("S007", "赵敏", "04", "2A00778899"),
-    Person("S008", "黄强", "04", "2A00AABBCC"),
-    Person("S009", "周杰", "05", "2A00DDEEFF"),
-    Person("S010", "吴霞", "05", "2A00102030"),
-]
-
-# (hall time, step): who taps when; what a morning at the entrance looks like.
-SCRIPT: list[tuple[str, str, str]] = [
-    ("08:16", "tap", "0A004A7B2C"),
-    ("08:18", "tap", "67003B51C6"),
-    ("08:19", "tap", "67003B51C6"),  # tapped again a minute later: counts once
-    ("08:20", "noise", "4e4f495345ffff00"),  # line noise on the serial cable
-    ("08:21", "hold", "67003BA86C"),  # card left on the reader for minutes: one punch, not forty
-    ("08:28", "tap", "1F00644BB6"),
-    ("08:29", "tap", "2A00AABBCC"),
-    ("08:34", "tap", "2A00445566"),  # inside the 5 minutes of grace
-    ("08:41", "corrupt", "2A00778899"),  # a bad read, counted and skipped ...
-    ("08:42", "tap", "2A00778899"),  # ... and the retry gets through: late
-    ("08:56", "tap", "2A00112233"),  # late
-    ("11:31", "tap", "2A00AABBCC"),  # leaves early
-    ("12:00", "tap", "0A004A7B2C"),
-    ("12:01", "tap", "67003B51C6"),
-    ("12:02", "tap", "67003BA86C"),
-    ("12:03", "tap", "1F00644BB6"),
-    ("12:04", "tap", "2A00112233"),
-    ("12:05", "tap", "2A00445566"),
-    ("12:06", "tap", "2A00778899"),
-]
-# S009 never comes (absent); S010 is on approved leave for the day.
+SPEED = 600.0  # one real second is ten hall minutes
+KIND = {"evaluator": 1, "desk": 2}
 
 
 def free_port() -> int:
@@ -81,41 +34,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_configs(workdir: Path, port: int, pty_path: str) -> tuple[Path, Path]:
-    hub_keys, edge_keys = generate_keypair(), generate_keypair()
-    roster = "".join(
-        f'[[staff]]\nid = "{p.id}"\nname = "{p.name}"\nwindow = "{p.window}"\ncards = ["{p.card}"]\n\n'
-        for p in STAFF
-    )
-    hub = workdir / "hub.toml"
-    hub.write_text(
-        f'hall = "demo"\ntimezone = "Asia/Shanghai"\nprivate_key = "{hub_keys.private_hex}"\n\n'
-        f'[broker]\nurl = "embedded"\nlisten = "127.0.0.1:{port}"\n\n'
-        '[store]\nurl = "sqlite:///hub.db"\n\n'
-        f'[[devices]]\nid = "entrance"\nname = "大厅入口"\npublic_key = "{edge_keys.public_hex}"\n\n'
-        f"{roster}"
-        "[schedule]\ngrace_minutes = 5\nabsent_after_minutes = 120\nduplicate_punch_minutes = 3\n"
-        "require_leave_punch = true\n"
-        'sessions = [{name = "上午", start = 08:30:00, end = 12:00:00},\n'
-        '            {name = "下午", start = 14:30:00, end = 17:30:00}]\n',
-        encoding="utf-8",
-    )
-    edge = workdir / "edge.toml"
-    edge.write_text(
-        f'hall = "demo"\ndevice = "entrance"\nprivate_key = "{edge_keys.private_hex}"\n'
-        f'hub_public_key = "{hub_keys.public_hex}"\n\n'
-        f'[broker]\nurl = "mqtt://127.0.0.1:{port}"\n\n'
-        '[outbox]\npath = "outbox.db"\nresend_seconds = 5\n\n'
-        f'[[units]]\nid = "door"\nkind = "card"\ndriver = "rdm6300"\nport = "{pty_path}"\n',
-        encoding="utf-8",
-    )
-    return hub, edge
-
-
-def stored_clock_events(db: Path) -> int:
+def stored(db: Path) -> int:
     try:
         with sqlite3.connect(db) as conn:
-            return int(conn.execute("SELECT count(*) FROM events WHERE type = 'clock'").fetchone()[0])
+            return int(conn.execute("SELECT count(*) FROM events WHERE type IN ('clock', 'rating', 'sign')"
+                                    ).fetchone()[0])
     except sqlite3.Error:
         return 0
 
@@ -123,14 +46,18 @@ def stored_clock_events(db: Path) -> int:
 def run(workdir: Path) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    clock = ScaledClock(START, SPEED, time.time() + 6.0, START.tzinfo)  # type: ignore[arg-type]
+    start = start_of_day()
+    clock = ScaledClock(start, SPEED, time.time() + 5.0, start.tzinfo)  # type: ignore[arg-type]
     reader = CardReaderSim()
-    hub_cfg, edge_cfg = write_configs(workdir, free_port(), reader.path)
+    buses = {bus: PolledBusSim([ButtonBox(addr, KIND[kind]) for addr, (kind, _, _) in devices.items()])
+             for bus, devices in BUSES.items()}
+    paths = write_configs(workdir, free_port(), reader.path, {b: sim.path for b, sim in buses.items()})
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
-    def cli(module: str, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                              env=env, cwd=workdir, timeout=120)
+    def hub(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "hub.cli", *args, "--config", str(paths["hub"]),
+                               "--clock", clock.spec()],
+                              capture_output=True, text=True, env=env, cwd=workdir, timeout=120)
 
     def spawn(module: str, config: Path) -> subprocess.Popen[bytes]:
         log = (workdir / f"{config.stem}.log").open("ab")
@@ -138,52 +65,86 @@ def run(workdir: Path) -> int:
                                  "--clock", clock.spec()], stdout=log, stderr=subprocess.STDOUT,
                                 env=env, cwd=workdir)
 
-    print(f"== 模拟大厅 simulated hall, {DAY}, clock x{SPEED:.0f}; files in {workdir}")
-    leave = cli("hub.cli", "leave", "add", "--config", str(hub_cfg), "--staff", "S010", "--from", DAY,
-                "--to", DAY, "--approver", "办公室主任", "--reason", "病假 sick leave")
+    print(f"== 模拟大厅 simulated hall, {DAY}, clock x{SPEED:.0f}; files in {workdir}", flush=True)
+    leave = hub("leave", "add", "--staff", "S010", "--from", DAY, "--to", DAY, "--approver", "办公室主任",
+                "--reason", "病假 sick leave")
     print(leave.stdout.strip() or leave.stderr.strip())
-    hub = spawn("hub.cli", hub_cfg)
+    processes = [spawn("hub.cli", paths["hub"])]
     time.sleep(1.5)
-    edge = spawn("edge_agent.cli", edge_cfg)
-    taps = 0
+    processes += [spawn("edge_agent.cli", paths["entrance"]), spawn("edge_agent.cli", paths["windows"])]
+    expected = 0
     try:
-        for at, step, card in SCRIPT:
-            moment = datetime.fromisoformat(f"{DAY}T{at}:00+08:00")
-            time.sleep(clock.wall_seconds_until(moment))
-            print(f"  {at} {step:<8} {card}", flush=True)
-            if step == "tap":
-                reader.tap(card, hold_seconds=0.1)
-                taps += 1
-            elif step == "hold":
-                reader.tap(card, hold_seconds=1.2, interval=0.1)  # six hall minutes
-                taps += 1
-            elif step == "noise":
-                reader.noise(bytes.fromhex(card))
-            elif step == "corrupt":
-                reader.corrupt(card)
+        for step in script():
+            time.sleep(clock.wall_seconds_until(step.at))
+            print(f"  {step.at:%H:%M} {step.action:<7} {step.target:<10} "
+                  f"{hex(step.value) if step.action == 'key' else step.value or '':<5} {step.note}",
+                  flush=True)
+            expected += play(step, reader, buses, hub)
         deadline = time.monotonic() + 30
-        while stored_clock_events(workdir / "hub.db") < taps and time.monotonic() < deadline:
+        while stored(workdir / "hub.db") < expected and time.monotonic() < deadline:
             time.sleep(0.2)
-        time.sleep(clock.wall_seconds_until(datetime.fromisoformat(f"{DAY}T12:06:00+08:00")))
+        time.sleep(clock.wall_seconds_until(end_of_day()))
+        time.sleep(3)  # one more scheduler pass after the daily close
     finally:
-        for process in (edge, hub):
+        for process in reversed(processes):
             process.send_signal(signal.SIGTERM)
-        for process in (edge, hub):
-            process.wait(20)
+        for process in processes:
+            process.wait(30)
         reader.close()
+        for sim in buses.values():
+            sim.close()
+    return report(hub, workdir)
 
-    print(f"\n== 考勤 attendance {DAY} (judged at 12:08; afternoon not yet decided)")
-    table = cli("hub.cli", "attendance", "--config", str(hub_cfg), "--date", DAY,
-                "--at", f"{DAY}T12:08:00+08:00")
-    print(table.stdout)
-    faults = cli("hub.cli", "log", "show", "--config", str(hub_cfg), "--kind", "event")
-    print("== 设备故障 device faults reported by the edge")
-    print("\n".join(line for line in faults.stdout.splitlines() if "fault" in line) or "(none)")
-    verify = cli("hub.cli", "log", "verify", "--config", str(hub_cfg))
-    print("\n== 日志校验 log verify")
-    print((verify.stdout + verify.stderr).strip())
-    return 0 if table.returncode == 0 and verify.returncode == 0 else 1
+
+def play(step, reader: CardReaderSim, buses: dict[str, PolledBusSim], hub) -> int:  # type: ignore[no-untyped-def]
+    """Carry out one step; returns how many events it should store at the hub."""
+    if step.action in ("tap", "hold"):
+        reader.tap(step.target, hold_seconds=0.05 if step.action == "tap" else 0.4, interval=0.05)
+        return 1
+    if step.action == "noise":
+        reader.noise(bytes.fromhex(step.target))
+    elif step.action == "corrupt":
+        reader.corrupt(step.target)
+    elif step.action == "key":
+        bus, addr = address(step.target, "desk")
+        buses[bus].press(addr, step.value)
+        return 0 if step.value == 0x18 else 1
+    elif step.action == "rate":
+        bus, addr = address(step.target, "evaluator")
+        buses[bus].press(addr, step.value)
+        return 1
+    elif step.action == "send":
+        result = hub("send", "invite", "--device", "windows", "--window", step.target, "--ticket", "A023",
+                     "--seconds", "5", "--wait", "5")
+        print("    " + " / ".join(result.stdout.split("\n")).strip(" /"))
+    return 0
+
+
+def report(hub, workdir: Path) -> int:  # type: ignore[no-untyped-def]
+    at = f"{DAY}T17:45:00+08:00"
+    sections = [
+        ("考勤 attendance", ("attendance", "--date", DAY, "--at", at)),
+        ("好差评 ratings", ("ratings", "--date", DAY)),
+        ("离岗 away periods", ("away", "--date", DAY)),
+        ("违规与告警 findings", ("findings", "--date", DAY)),
+        ("差评整改 follow-up cases", ("cases", "list", "--from", DAY, "--to", DAY)),
+        ("月度汇总 monthly report", ("report", "month", "--month", DAY[:7], "--out",
+                                     str(workdir / "reports"))),
+        ("日志校验 log verify", ("log", "verify")),
+    ]
+    ok = True
+    for title, args in sections:
+        result = hub(*args)
+        print(f"\n== {title}\n{(result.stdout + result.stderr).rstrip()}")
+        ok = ok and result.returncode == 0
+    scheduled = hub("log", "show", "--kind", "finding")
+    print(f"\n== 调度器记入日志的发现 findings the scheduler logged: {len(scheduled.stdout.splitlines())}")
+    return 0 if ok else 1
 
 
 def main(workdir: str = "var/demo") -> int:
     return run(Path(workdir).resolve())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

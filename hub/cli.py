@@ -28,10 +28,10 @@ def _parser() -> argparse.ArgumentParser:
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--config", required=True, help="the hub's TOML config")
+        p.add_argument("--clock", help="simulated hall clock: START,speed=N,anchor=EPOCH (demo, tests)")
         return p
 
     run = with_config(sub.add_parser("run", help="run the hub (SIGTERM stops it cleanly)"))
-    run.add_argument("--clock", help="simulated clock: START,speed=N,anchor=EPOCH")
     run.add_argument("--log-level", default="INFO")
     with_config(sub.add_parser("check", help="validate the config and exit"))
     sub.add_parser("keygen", help="print a new Ed25519 key pair")
@@ -97,7 +97,7 @@ def _run(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
                         format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
     from hub.service import HubService
 
-    service = HubService(config, clocks.from_spec(args.clock, config.timezone), store)
+    service = HubService(config, store.clock, store)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

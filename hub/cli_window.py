@@ -11,10 +11,11 @@ from typing import Any
 
 from hub.commands import send, wait_ack
 from hub.config import HubConfig
-from hub.hall import CLOSURE_KIND, cases, end_of, hall_day, month_days
+from hub.domain import Finding
+from hub.hall import CLOSURE_KIND, cases, day_findings, end_of, hall_day, month_days
 from hub.monthly import write_month
 from hub.rules.ratings import statistics
-from hub.scheduler import finding_data
+from hub.scheduler import finding_data, finding_key
 from hub.store.store import Store
 from wire.envelope import format_ts
 
@@ -23,7 +24,7 @@ LEVEL_ZH = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1
 FINDING_ZH = {
     "late_return": "未按时归岗", "unattended_window": "窗口无人 (AB岗缺岗)", "rating_misuse": "重复评价",
     "unattended_rating": "无人在岗的评价", "case_overdue": "差评整改逾期", "absence": "旷工",
-    "device_offline": "设备离线",
+    "device_offline": "设备离线", "case_opened": "差评整改立案",
 }
 
 
@@ -127,7 +128,16 @@ def _away(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
 
 def _findings(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     now = min(_now(store), end_of(args.date, config))
-    found = hall_day(config, store, args.date, now).findings
+    found = day_findings(config, store, args.date, now)
+    computed = {finding_key(f) for f in found}
+    for entry in store.entries("finding"):  # what only the live scheduler saw (devices offline)
+        logged = entry.data
+        start = datetime.fromisoformat(str(logged["start"]))
+        if entry.ref not in computed and start.astimezone(config.tz).date() == args.date:
+            found.append(Finding(str(logged["kind"]), logged.get("window"), logged.get("staff"),  # type: ignore[arg-type]
+                                 start, None, dict(logged.get("detail") or {}),  # type: ignore[arg-type]
+                                 tuple(logged.get("sources") or ())))  # type: ignore[arg-type]
+    found.sort(key=lambda f: (f.start, f.kind))
     if args.json:
         print(json.dumps([finding_data(f) for f in found], ensure_ascii=False, indent=1))
         return 0
@@ -166,7 +176,7 @@ def _cases(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     for c in found:
         state = "已办结" if c.closed_at else ("逾期" if c.id in overdue_ids else "待整改")
         print(f"{c.id} 窗口{c.window} {c.staff or '-'} 差评{c.level} 期限 {c.deadline} {state} "
-              f"{c.closed_by or ''} {c.result or ''}")
+              f"{c.closed_by or ''} {c.result or ''} {','.join(c.flags)}")
     return 0
 
 

@@ -102,5 +102,26 @@ def overdue_cases(config: HubConfig, store: Store, now: datetime, lookback_days:
     return overdue(cases(config, store, today - timedelta(days=lookback_days), today, now), now, config.tz)
 
 
+def day_findings(config: HubConfig, store: Store, day: date, now: datetime) -> list[Finding]:
+    """Everything the rules find for a day as of `now`: the day's violations and alerts, absences,
+    the follow-up cases opened, and the cases overdue by then."""
+    hall = hall_day(config, store, day, now)
+    found = list(hall.findings)
+    sessions = {s.name: s for s in config.schedule.sessions}
+    for row in hall.attendance:
+        if row.status == "absent":
+            start = datetime.combine(row.date, sessions[row.session].start, tzinfo=config.tz)
+            found.append(Finding("absence", None, row.staff, start, None,
+                                 {"session": row.session, "name": row.name}, ()))
+    for case in open_cases(hall.ratings, config.schedule.to_domain(), config.cases.deadline_days,
+                           tz=config.tz):
+        found.append(Finding("case_opened", case.window, case.staff, case.opened_at, None,
+                             {"case": case.id, "level": case.level, "deadline": case.deadline.isoformat(),
+                              "flags": list(case.flags)}, (case.rating_event,)))
+    found.extend(overdue_cases(config, store, now))
+    found.sort(key=lambda f: (f.start, f.kind, f.window or ""))
+    return found
+
+
 def end_of(day: date, config: HubConfig) -> datetime:
     return datetime.combine(day, time(23, 59, 59), tzinfo=config.tz)

@@ -20,7 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from hub.config import HubConfig
 from hub.domain import Finding
-from hub.hall import hall_day, overdue_cases
+from hub.hall import day_findings, hall_day
 from hub.monthly import digest, write_month
 from hub.rules.attendance import is_workday
 from hub.store.store import Store
@@ -33,7 +33,7 @@ DeviceSeen = Callable[[], dict[str, tuple[float, bool]]]  # device -> (monotonic
 
 
 def finding_key(finding: Finding) -> str:
-    who = finding.staff or finding.window or str(finding.detail.get("device", "-"))
+    who = str(finding.detail.get("case") or finding.staff or finding.window or finding.detail.get("device"))
     return f"{finding.kind}:{who}:{finding.start.isoformat(timespec='seconds')}"[:64]
 
 
@@ -81,16 +81,7 @@ class HallScheduler:
             return new
 
     def _findings(self, today: date, now: datetime) -> list[Finding]:
-        day = hall_day(self.config, self.store, today, now)
-        found = list(day.findings)
-        for row in day.attendance:
-            if row.status == "absent":
-                session = next(s for s in self.config.schedule.sessions if s.name == row.session)
-                start = datetime.combine(row.date, session.start, tzinfo=self.config.tz)
-                found.append(Finding("absence", None, row.staff, start, None,
-                                     {"session": row.session, "name": row.name}, ()))
-        found.extend(overdue_cases(self.config, self.store, now))
-        return found
+        return day_findings(self.config, self.store, today, now)
 
     def _record(self, finding: Finding) -> bool:
         key = finding_key(finding)

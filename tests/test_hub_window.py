@@ -137,7 +137,9 @@ def test_scheduler_records_findings_with_sources_and_closes_the_day(hall: tuple[
     loaded = hub_config.load(config)
     scheduler = HallScheduler(loaded, store, FixedClock(at("23:45")), devices_seen=dict)
     found = scheduler.check()
-    assert {"late_return", "device_offline"} <= {f.kind for f in found}
+    assert {"late_return", "device_offline", "case_opened"} <= {f.kind for f in found}
+    opened = [f for f in found if f.kind == "case_opened"]
+    assert len(opened) == 2 and all(len(f.sources) == 1 for f in opened)
     entries = list(store.entries("finding"))
     assert entries and all("sources" in e.data for e in entries)
     assert [e.data["date"] for e in store.entries("daily_close")] == ["2026-11-23", DAY]
