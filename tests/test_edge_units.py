@@ -123,3 +123,50 @@ def test_outbox_rolls_back_a_failed_put(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         outbox.put(broken)
     assert outbox.size() == 0 and outbox.put(_putter()).seq == 1
+
+
+WINDOW_UNITS = """
+[[units]]
+id = "eval"
+kind = "evaluator"
+driver = "buttonbus"
+port = "/dev/hall-eval"
+window = "03"
+[[units]]
+id = "bus1"
+kind = "bus"
+driver = "buttonbus"
+port = "/dev/hall-rs485"
+devices = [{addr = 1, kind = "evaluator", window = "04"},
+           {addr = 2, kind = "desk", window = "04", desk = "d04"}]
+"""
+
+
+def test_window_units_and_their_devices(tmp_path: Path) -> None:
+    config = edge_config.load(write(tmp_path, GOOD + WINDOW_UNITS))
+    devices = {(d.unit, d.kind, d.window, d.desk) for d in config.window_devices()}
+    assert devices == {("eval", "evaluator", "03", "eval"), ("bus1-1", "evaluator", "04", "bus1-1"),
+                       ("bus1-2", "desk", "04", "d04")}
+    assert config.window.invite_seconds == 10 and config.window.away_minutes["meeting"] == 60
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t.replace('{addr = 2, kind = "desk"', '{addr = 1, kind = "desk"'),
+     "units[2]: Value error, devices: an address appears twice"),
+    (lambda t: t.replace('window = "03"', 'window = "04"'), "window 04 has two evaluators"),
+    (lambda t: t.replace('kind = "desk", window = "04"', 'kind = "printer", window = "04"'),
+     "units[2].devices[1].kind"),
+    (lambda t: t + '[window]\naway_minutes = {nap = 5}\n', "window.away_minutes"),
+])
+def test_bad_window_units(tmp_path: Path, change, message: str) -> None:
+    path = write(tmp_path, change(GOOD + WINDOW_UNITS))
+    with pytest.raises(ConfigError) as caught:
+        edge_config.load(path)
+    assert message in str(caught.value) and str(path) in str(caught.value), str(caught.value)
+
+
+def test_window_example_config_validates() -> None:
+    from wire.configfile import load
+
+    config = load(ROOT / "config" / "edge-window.example.toml", edge_config.EdgeConfig)
+    assert len(config.window_devices()) == 5
