@@ -23,11 +23,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
@@ -36,14 +33,10 @@ from pydantic import (
 
 from edge_agent.window import WindowDevice
 from wire import configfile
-from wire.envelope import HEX64_RE, NAME_RE
+from wire.configfile import HexKey, Name, check_timezone
+from wire.envelope import HEX64_RE
 
-Name = Annotated[str, Field(pattern=NAME_RE.pattern, description="lowercase letters, digits, _ and -")]
-HexKey = Annotated[str, Field(pattern=HEX64_RE.pattern, description="64 lowercase hex characters")]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Section = configfile.Section
 
 
 class BrokerConfig(_Section):
@@ -183,11 +176,7 @@ class EdgeConfig(_Section):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
+        return check_timezone(value)
 
     @model_validator(mode="after")
     def verify_key_source(self) -> EdgeConfig:

@@ -5,21 +5,16 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from hub.domain import Schedule, Session, StaffMember
 from hub.rules.attendance import CardIndex, parse_card
 from wire import configfile
-from wire.envelope import HEX64_RE, NAME_RE
+from wire.configfile import HexKey, Name, check_timezone
 
-Name = Annotated[str, Field(pattern=NAME_RE.pattern, description="lowercase letters, digits, _ and -")]
-HexKey = Annotated[str, Field(pattern=HEX64_RE.pattern, description="64 lowercase hex characters")]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Section = configfile.Section
 
 
 class BrokerConfig(_Section):
@@ -162,11 +157,7 @@ class HubConfig(_Section):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
+        return check_timezone(value)
 
     @field_validator("reports")
     @classmethod

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mqtt_broker import Mosquitto
 from pg_server import PostgresServer, PostgresUnavailable
 
 # --- PostgreSQL ---------------------------------------------------------------------------
@@ -32,3 +33,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 # --- end PostgreSQL -----------------------------------------------------------------------
+
+
+# --- Mosquitto ---
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A real Mosquitto on a free loopback port, no persistence; stopped after the test."""
+    server = Mosquitto(tmp_path / "mosquitto")
+    server.start()
+    yield server
+    server.stop()

@@ -30,14 +30,6 @@ STAFF = [
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    server = Mosquitto(tmp_path / "mosquitto")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def reader() -> Iterator[CardReaderSim]:
     sim = CardReaderSim()
     yield sim

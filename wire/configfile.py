@@ -7,11 +7,31 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from wire.envelope import HEX64_RE, NAME_RE
 
 Model = TypeVar("Model", bound=BaseModel)
+
+Name = Annotated[str, Field(pattern=NAME_RE.pattern, description="lowercase letters, digits, _ and -")]
+HexKey = Annotated[str, Field(pattern=HEX64_RE.pattern, description="64 lowercase hex characters")]
+
+
+class Section(BaseModel):
+    """A config section: every key known, nothing changed after loading."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
 
 
 class ConfigError(Exception):

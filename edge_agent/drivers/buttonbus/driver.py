@@ -29,7 +29,8 @@ from edge_agent.drivers.buttonbus.codec import (
     parse_key,
     show_payload,
 )
-from edge_agent.readings import ButtonPress, DeviceError, DeviceHello, Reading, Transport, UnitFault
+from edge_agent.drivers.faults import FaultReporter, is_port_error
+from edge_agent.readings import ButtonPress, DeviceError, DeviceHello, Reading, Transport
 from wire.clock import Clock
 
 READ_SIZE = 64
@@ -68,10 +69,6 @@ class _ReadFailed:
     error: Exception
 
 
-def _is_port_error(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) or any(
-        cls.__name__.endswith("SerialException") for cls in type(exc).__mro__
-    )
 
 
 class ButtonBusDriver:
@@ -114,16 +111,13 @@ class ButtonBusDriver:
         self._units = {device.addr: device.unit for device in devices}
         self._monotonic = monotonic
         self._poll_interval = poll_interval
-        self._fault_report_seconds = fault_report_seconds
         self._parser = FrameParser()
         self._inbox: queue.Queue[Frame | _Show | _ReadFailed] = queue.Queue()
         self._last_seq: dict[int, int] = {}
         self._rejected = 0  # frames the parser accepted but this driver could not use
         self._unknown_addrs: set[int] = set()
         self.stats = ButtonBusStats()
-        self._reported_bad_frames = 0
-        self._reported_skipped_bytes = 0
-        self._last_fault_report: float | None = None
+        self._faults = FaultReporter(self.port_unit, emit, monotonic, fault_report_seconds)
 
     # --- called from other threads --------------------------------------------------------
 
@@ -202,7 +196,7 @@ class ButtonBusDriver:
         except queue.Empty:
             return None
         if isinstance(item, _ReadFailed):
-            if _is_port_error(item.error):
+            if is_port_error(item.error):
                 raise DeviceError(f"{self.port_unit}: read failed: {item.error}") from item.error
             raise item.error
         return item
@@ -262,7 +256,7 @@ class ButtonBusDriver:
         try:
             self._transport.write(frame)
         except Exception as exc:
-            if _is_port_error(exc):
+            if is_port_error(exc):
                 raise DeviceError(f"{self.port_unit}: write failed: {exc}") from exc
             raise
 
@@ -271,22 +265,7 @@ class ButtonBusDriver:
     def _report_faults(self, force: bool) -> None:
         self.stats.bad_frames = self._parser.bad_frames + self._rejected
         self.stats.skipped_bytes = self._parser.skipped_bytes
-        new_bad = self.stats.bad_frames - self._reported_bad_frames
-        new_skipped = self.stats.skipped_bytes - self._reported_skipped_bytes
-        if not new_bad and not new_skipped:
-            return
-        now = self._monotonic()
-        if (
-            not force
-            and self._last_fault_report is not None
-            and now - self._last_fault_report < self._fault_report_seconds
-        ):
-            return
-        self._last_fault_report = now
-        self._reported_bad_frames = self.stats.bad_frames
-        self._reported_skipped_bytes = self.stats.skipped_bytes
-        detail = f"{new_bad} bad frame(s), {new_skipped} byte(s) skipped"
-        if self._unknown_addrs:
-            detail += f", frames from unconfigured address(es) {sorted(self._unknown_addrs)}"
+        extra = (f", frames from unconfigured address(es) {sorted(self._unknown_addrs)}"
+                 if self._unknown_addrs else "")
+        if self._faults.update(self.stats.bad_frames, self.stats.skipped_bytes, force, extra):
             self._unknown_addrs.clear()
-        self._emit(UnitFault(self.port_unit, "bad_frame", count=new_bad, detail=detail))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import serial
 
+from edge_agent.drivers.faults import FaultReporter, is_port_error
 from edge_agent.drivers.rdm6300.codec import FrameParser, TapDetector
 from edge_agent.readings import CardRead, DeviceError, Transport, UnitFault
 from wire.clock import Clock
@@ -26,8 +27,6 @@ class Rdm6300Stats:
     phantom_reads: int = 0
 
 
-def _is_port_error(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) or type(exc).__name__.endswith("SerialException")
 
 
 class SerialPort:
@@ -87,13 +86,10 @@ class Rdm6300Driver:
         self._clock = clock
         self._emit = emit
         self._monotonic = monotonic
-        self._fault_report_seconds = fault_report_seconds
         self._parser = FrameParser()
         self._taps = TapDetector()
         self.stats = Rdm6300Stats()
-        self._reported_bad_frames = 0
-        self._reported_skipped_bytes = 0
-        self._last_fault_report: float | None = None
+        self._faults = FaultReporter(self.unit, emit, monotonic, fault_report_seconds)
 
     def run(self, stop: threading.Event) -> None:
         """Read until `stop` is set; raises DeviceError when the port fails. Unreported corrupt
@@ -111,7 +107,7 @@ class Rdm6300Driver:
         try:
             return self._transport.read(READ_SIZE)
         except Exception as exc:
-            if _is_port_error(exc):
+            if is_port_error(exc):
                 raise DeviceError(f"{self.unit}: read failed: {exc}") from exc
             raise
 
@@ -128,25 +124,4 @@ class Rdm6300Driver:
         self.stats.phantom_reads = self._parser.phantom_reads
 
     def _report_faults(self, force: bool) -> None:
-        new_bad = self.stats.bad_frames - self._reported_bad_frames
-        new_skipped = self.stats.skipped_bytes - self._reported_skipped_bytes
-        if not new_bad and not new_skipped:
-            return
-        now = self._monotonic()
-        if (
-            not force
-            and self._last_fault_report is not None
-            and now - self._last_fault_report < self._fault_report_seconds
-        ):
-            return
-        self._last_fault_report = now
-        self._reported_bad_frames = self.stats.bad_frames
-        self._reported_skipped_bytes = self.stats.skipped_bytes
-        self._emit(
-            UnitFault(
-                self.unit,
-                "bad_frame",
-                count=new_bad,
-                detail=f"{new_bad} bad frame(s), {new_skipped} byte(s) skipped",
-            )
-        )
+        self._faults.update(self.stats.bad_frames, self.stats.skipped_bytes, force)
