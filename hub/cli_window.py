@@ -14,7 +14,7 @@ from hub.config import HubConfig
 from hub.domain import Finding
 from hub.hall import CLOSURE_KIND, cases, day_findings, end_of, hall_day, month_days
 from hub.monthly import write_month
-from hub.rules.ratings import statistics
+from hub.rules.ratings import by_day, by_month, by_staff, by_window, statistics
 from hub.scheduler import finding_data, finding_key
 from hub.store.store import Store
 from wire.envelope import format_ts
@@ -81,13 +81,14 @@ def _now(store: Store) -> datetime:
 def _ratings(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     days = [args.date] if args.date else month_days(args.month)
     rated = [r for day in days for r in hall_day(config, store, day, _now(store)).ratings]
+    keys = [("staff", by_staff), ("window", by_window), ("day", by_day(config.tz)),
+            ("month", by_month(config.tz))]
     if args.json:
         print(json.dumps({
             "ratings": [{"id": r.rating.event_id, "at": format_ts(r.rating.at), "window": r.rating.window,
                          "level": r.rating.level, "invited": r.rating.invited, "ticket": r.rating.ticket,
                          "staff": r.staff, "counted": r.counted, "flags": list(r.flags)} for r in rated],
-            "by_staff": _stats(statistics(rated, lambda r: r.staff)),
-            "by_window": _stats(statistics(rated, lambda r: r.rating.window)),
+            **{f"by_{name}": _stats(statistics(rated, key)) for name, key in keys},
         }, ensure_ascii=False, indent=1))
         return 0
     for r in rated:
@@ -95,9 +96,14 @@ def _ratings(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
         print(f"{r.rating.at.astimezone(config.tz):%m-%d %H:%M:%S} 窗口{r.rating.window:<4} "
               f"{r.rating.level} {LEVEL_ZH[r.rating.level]:<6} {r.staff or '(无人在岗)':<8} "
               f"{'计入' if r.counted else '不计'} {'邀请' if r.rating.invited else ''} {flags}")
-    print("-- 按人员 by staff")
-    for key, stats in statistics(rated, lambda r: r.staff).items():
-        print(f"{key}: {stats.total} 条, 满意率 {stats.rate_permille / 10:.1f}%")
+    titles = {"staff": "按人员 by staff", "window": "按窗口 by window", "day": "按日 by day",
+              "month": "按月 by month"}
+    for name, key in keys:
+        print(f"-- {titles[name]}")
+        for value, stats in statistics(rated, key).items():
+            levels = " ".join(f"{level}:{stats.counts.get(level, 0)}" for level in range(5, 0, -1))
+            print(f"{value}: {stats.total} 条 ({levels}), 满意率 {stats.rate_permille / 10:.1f}%, "
+                  f"标记 {stats.flagged}")
     return 0
 
 

@@ -95,6 +95,8 @@ def test_ratings_are_attributed_flagged_and_counted(hall: tuple[Path, Store]) ->
     ]
     assert data["by_staff"]["S001"]["total"] == 1
     assert data["by_staff"]["S002"]["rate_permille"] == 0
+    assert data["by_window"]["02"]["total"] == 2 and data["by_window"]["02"]["flagged"] == 1
+    assert data["by_day"][DAY]["total"] == 3 and data["by_month"]["2026-11"]["counts"]["5"] == 1
 
 
 def test_away_periods_and_findings(hall: tuple[Path, Store]) -> None:
