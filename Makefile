@@ -12,6 +12,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-deps face-recognition==1.3.0
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed

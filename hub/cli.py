@@ -10,7 +10,7 @@ import sys
 import threading
 from datetime import date, datetime, time, timedelta
 
-from hub import cli_window
+from hub import cli_staff, cli_window
 from hub import config as hub_config
 from hub.audit import render_entry, verify_log
 from hub.config import HubConfig
@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     quarantine = with_config(sub.add_parser("quarantine", help="messages refused, with reasons"))
     quarantine.add_argument("--json", action="store_true")
     COMMANDS.update(cli_window.add_commands(sub, with_config))
+    COMMANDS.update(cli_staff.add_commands(sub, with_config))
     return parser
 
 

@@ -32,7 +32,20 @@ def send(config: HubConfig, clock: Clock, device: str, name: str, body: dict[str
     """Publish a signed command; returns its id."""
     envelope = seal(load_private_key(config.private_key_hex()), hall=config.hall, device=device,
                     seq=time.time_ns() // 1_000_000, ts=format_ts(clock.now()), type=name, body=body)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"hall-hub-cli-{envelope.id[-12:]}")
+    publish(config, topics.command(config.topic_prefix, config.hall, device, name), envelope.raw)
+    return envelope.id
+
+
+def publish_roster(config: HubConfig, clock: Clock, body: dict[str, Any]) -> None:
+    """The signed retained roster (after an enrollment, so edges use the new gallery at once)."""
+    envelope = seal(load_private_key(config.private_key_hex()), hall=config.hall, device="hub",
+                    seq=time.time_ns() // 1_000_000, ts=format_ts(clock.now()), type="roster", body=body)
+    publish(config, topics.roster(config.topic_prefix, config.hall), envelope.raw, retain=True)
+
+
+def publish(config: HubConfig, topic: str, payload: bytes, retain: bool = False) -> None:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                         client_id=f"hall-hub-cli-{time.time_ns() % 10**12}")
     if config.broker.username is not None:
         client.username_pw_set(config.broker.username, config.broker.password)
     if config.broker.url.startswith("mqtts://"):
@@ -41,15 +54,13 @@ def send(config: HubConfig, clock: Clock, device: str, name: str, body: dict[str
     client.connect(host, port)
     client.loop_start()
     try:
-        info = client.publish(topics.command(config.topic_prefix, config.hall, device, name),
-                              envelope.raw, qos=1)
+        info = client.publish(topic, payload, qos=1, retain=retain)
         info.wait_for_publish(10)
         if not info.is_published():
-            raise RuntimeError(f"the broker at {host}:{port} did not take the command")
+            raise RuntimeError(f"the broker at {host}:{port} did not take the message")
     finally:
         client.disconnect()
         client.loop_stop()
-    return envelope.id
 
 
 def wait_ack(store: Store, clock: Clock, command_id: str, timeout: float) -> dict[str, Any] | None:

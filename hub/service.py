@@ -24,6 +24,7 @@ import paho.mqtt.client as mqtt
 from hub.broker import EmbeddedBroker
 from hub.config import HubConfig
 from hub.domain import Quarantined, StoredEvent
+from hub.faces import ENROLL_KIND, roster_body
 from hub.ingest import Decoder
 from hub.scheduler import HallScheduler
 from hub.store.store import Store
@@ -68,6 +69,8 @@ class HubService:
         self.broker: EmbeddedBroker | None = None
         self.connected = threading.Event()
         self._republish = threading.Event()
+        self._next_gallery_check = 0.0
+        self._gallery_seq = -1
         self._client = self._make_client()
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -90,6 +93,8 @@ class HubService:
         scheduler.start()
         try:
             while not stop.is_set():
+                if self._gallery_changed():
+                    self._republish.set()
                 if self._republish.is_set():
                     self._republish.clear()
                     self._publish_roster()
@@ -126,6 +131,17 @@ class HubService:
         client.on_message = self._on_message
         client.on_socket_open = _no_delay
         return client
+
+    def _gallery_changed(self) -> bool:
+        """An enrollment by another process: checked every few seconds, then the roster goes out."""
+        now = self._monotonic()
+        if now < self._next_gallery_check:
+            return False
+        self._next_gallery_check = now + 3.0
+        last = self.store.last_audit(ENROLL_KIND)
+        seq = last.seq if last else 0
+        changed, self._gallery_seq = seq != self._gallery_seq, seq
+        return changed
 
     def devices_seen(self) -> dict[str, tuple[float, bool]]:
         return dict(self._seen)
@@ -238,10 +254,7 @@ class HubService:
         self._client.publish(topic, payload, qos=1, retain=True)
 
     def _publish_roster(self) -> None:
-        staff = [{"id": m.id, "name": m.name, "window": m.window, "cards": list(m.cards)}
-                 for m in self.config.roster()]
-        windows = sorted({m.window for m in self.config.roster() if m.window})
-        body = {"staff": staff, "windows": windows, "gallery": []}
+        body = roster_body(self.config, self.store)
         topic = topics.roster(self.config.topic_prefix, self.config.hall)
         self._client.publish(topic, self._sealed("hub", "roster", body), qos=1, retain=True)
 

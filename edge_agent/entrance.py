@@ -1,0 +1,99 @@
+"""The entrance terminal: card taps and recognised faces become `clock` events.
+
+In card+face mode (a hall setting against buddy punching, 代打卡) a tap waits up to N seconds for a
+live face: the face and the card together make one `card+face` event, whoever the face is (a face
+that is not the card's owner is a suspected buddy punch, decided and recorded by the hub with both
+pieces of evidence, never discarded); a tap with no face in time is recorded as a plain `card` punch.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from wire.envelope import format_ts
+
+Record = Callable[[str, dict[str, Any], str], object]  # type, body, ts
+
+
+@dataclass(frozen=True)
+class FaceSeen:
+    staff: str | None
+    distance_milli: int
+    decision: str
+    live: bool
+    jpeg: bytes
+    at: datetime
+
+
+@dataclass
+class _PendingCard:
+    card: str
+    at: datetime
+    until: float  # monotonic
+
+
+def card_owner(card: str, staff: list[dict[str, Any]]) -> str | None:
+    """The staff id whose roster card matches a read: 10 hex digits exactly, or a printed decimal
+    number matching the last four data bytes."""
+    for member in staff:
+        for listed in member.get("cards", []):
+            text = str(listed).strip()
+            if text.isdigit() and len(text) <= 10:
+                if f"{int(text):08X}" == card[2:]:
+                    return str(member["id"])
+            elif text.upper().removeprefix("0X") == card:
+                return str(member["id"])
+    return None
+
+
+class Entrance:
+    def __init__(self, card_face_seconds: float | None, record: Record,
+                 monotonic: Callable[[], float]) -> None:
+        self.card_face_seconds = card_face_seconds
+        self._record, self._monotonic = record, monotonic
+        self._pending: _PendingCard | None = None
+        self._lock = threading.Lock()
+
+    def card(self, card: str, at: datetime) -> None:
+        if self.card_face_seconds is None:
+            self._record("clock", {"method": "card", "card": card}, format_ts(at))
+            return
+        with self._lock:
+            self._expire_locked(force=True)
+            self._pending = _PendingCard(card, at, self._monotonic() + self.card_face_seconds)
+
+    def face(self, seen: FaceSeen) -> str | None:
+        """Record a recognised face; returns the method recorded, or None when nothing was."""
+        body: dict[str, Any] = {
+            "staff": seen.staff,
+            "distance_milli": seen.distance_milli,
+            "live": seen.live,
+            "photo": base64.b64encode(seen.jpeg).decode("ascii"),
+        }
+        with self._lock:
+            pending = self._pending
+            if pending is not None and self._monotonic() <= pending.until:
+                self._pending = None
+                self._record("clock", {"method": "card+face", "card": pending.card, **body},
+                             format_ts(pending.at))
+                return "card+face"
+        if seen.staff is None:
+            return None  # an unknown face without a card: nothing to clock
+        self._record("clock", {"method": "face", **body}, format_ts(seen.at))
+        return "face"
+
+    def tick(self) -> None:
+        with self._lock:
+            self._expire_locked(force=False)
+
+    def _expire_locked(self, force: bool) -> None:
+        pending = self._pending
+        if pending is None or (not force and self._monotonic() <= pending.until):
+            return
+        self._pending = None
+        self._record("clock", {"method": "card", "card": pending.card}, format_ts(pending.at))

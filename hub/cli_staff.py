@@ -1,0 +1,59 @@
+"""`hall-hub staff enroll|identify`: face enrollment and the installers' check of it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hub.commands import publish_roster
+from hub.config import HubConfig
+from hub.store.store import Store
+
+Handler = Callable[[argparse.Namespace, HubConfig, Store], int]
+
+
+def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
+                 ) -> dict[str, Handler]:
+    staff = sub.add_parser("staff", help="人员 face enrollment")
+    staff_sub = staff.add_subparsers(dest="staff_command", required=True)
+    enroll = with_config(staff_sub.add_parser("enroll", help="enroll photos of one staff member"))
+    enroll.add_argument("--staff", required=True)
+    enroll.add_argument("--no-publish", action="store_true",
+                        help="do not publish the new gallery now (the running hub does within seconds)")
+    enroll.add_argument("photos", nargs="+", type=Path)
+    identify = with_config(staff_sub.add_parser("identify", help="who the faces in photos are"))
+    identify.add_argument("--json", action="store_true")
+    identify.add_argument("photos", nargs="+", type=Path)
+    return {"staff": _staff}
+
+
+def _staff(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
+    from hub.faces import EnrollError, enroll, identify, roster_body
+
+    if args.staff_command == "identify":
+        found = identify(store, args.photos)
+        if args.json:
+            print(json.dumps([vars(f) for f in found], ensure_ascii=False, indent=1))
+        else:
+            for f in found:
+                print(f"{f.photo}: {f.staff or '(unknown)'} distance {f.distance_milli / 1000:.3f} "
+                      f"{f.decision}")
+        return 0
+    try:
+        entries = enroll(config, store, args.staff, args.photos)
+    except EnrollError as exc:
+        print(f"录入失败 enrollment refused: {exc}", file=sys.stderr)
+        return 2
+    print(f"已录入 enrolled {args.staff}: {len(entries)} photo(s), log entries "
+          + ", ".join(f"#{e.seq}" for e in entries))
+    if not args.no_publish:
+        try:
+            publish_roster(config, store.clock, roster_body(config, store))
+            print("名单已发布 roster published to the edges")
+        except OSError as exc:
+            print(f"roster not published now ({exc}); the running hub publishes it", file=sys.stderr)
+    return 0
