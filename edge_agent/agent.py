@@ -8,17 +8,19 @@ Threads and who owns what:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_agent import __version__
-from edge_agent.config import BusUnit, EdgeConfig
+from edge_agent.config import BusUnit, EdgeConfig, FaceUnit
 from edge_agent.drivers import DRIVERS, ButtonBusDriver, OpenTransport, UnitConfig, open_serial
+from edge_agent.entrance import Entrance, card_owner
 from edge_agent.link import Inbound, LinkState, MqttLink
 from edge_agent.outbox import Outbox
 from edge_agent.readings import ButtonPress, CardRead, DeviceError, DeviceHello, Reading, UnitFault
@@ -35,6 +37,10 @@ from wire.envelope import (
     open_signed,
     seal,
 )
+from wire.faces import Gallery
+
+if TYPE_CHECKING:
+    from edge_agent.camera import CameraRunner
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 60.0
@@ -75,8 +81,14 @@ class EdgeAgent:
         self._resends = _Resends()
         self._status_lock = threading.Lock()
         self.units = {
-            unit.id: UnitStatus(unit.kind, unit.driver, unit.port) for unit in config.units
+            unit.id: UnitStatus(unit.kind, unit.driver, getattr(unit, "port", None) or unit.source)
+            for unit in config.units
         }
+        face_unit = config.face_unit()
+        self.entrance = Entrance(face_unit.card_face_seconds if face_unit else None,
+                                 self._record_event, monotonic)
+        self._gallery: Gallery | None = None
+        self._roster_staff: list[dict[str, Any]] = []
         self._seen_commands: set[str] = set()
         # display routing: window-device unit id -> (port unit id, bus address)
         self._routes: dict[str, tuple[str, int]] = {}
@@ -105,6 +117,7 @@ class EdgeAgent:
             subscriptions=[
                 topics.committed(prefix, hall, device),
                 topics.command(prefix, hall, device, "+"),
+                topics.roster(prefix, hall),
             ],
             on_message=self._inbound,
             on_connected=self._connected,
@@ -124,7 +137,10 @@ class EdgeAgent:
             self.windows.refresh()
             return None
         if isinstance(reading, CardRead):
-            type_, body, at = "clock", {"method": "card", "card": reading.card}, reading.at
+            log.info("unit %s card %s (owner %s)", reading.unit, reading.card,
+                     card_owner(reading.card, self._roster_staff) or "not on the roster")
+            self.entrance.card(reading.card, reading.at)
+            return None
         else:
             type_, at = "fault", self.clock.now()
             body = {"unit": reading.unit, "code": reading.code, "count": reading.count,
@@ -145,10 +161,11 @@ class EdgeAgent:
     # --- the main loop -------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        threads = [
-            threading.Thread(target=self._supervise_unit, args=(unit, stop), name=f"unit-{unit.id}")
-            for unit in self.config.units
-        ]
+        threads = []
+        for unit in self.config.units:
+            target = (self._camera(unit).run if isinstance(unit, FaceUnit)
+                      else functools.partial(self._supervise_unit, unit))
+            threads.append(threading.Thread(target=target, args=(stop,), name=f"unit-{unit.id}"))
         self.link.start()
         for thread in threads:
             thread.start()
@@ -158,6 +175,7 @@ class EdgeAgent:
                 self._wake.wait(timeout=0.5)
                 self._wake.clear()
                 self.windows.tick()
+                self.entrance.tick()
                 if self.link.state is LinkState.CONNECTED:
                     self._flush()
                     if self._monotonic() >= next_heartbeat:
@@ -199,6 +217,13 @@ class EdgeAgent:
             del sent[seq]
 
     # --- units ---------------------------------------------------------------------------
+
+    def _camera(self, unit: FaceUnit) -> CameraRunner:
+        from edge_agent.camera import CameraRunner  # OpenCV and dlib load only on a face terminal
+
+        return CameraRunner(unit, self.clock, lambda: self._gallery, self.entrance.face, self.record,
+                            lambda status, detail: self._set_unit(unit.id, status, detail),
+                            self._monotonic)
 
     def _show(self, unit_id: str, mode: int, text: str) -> None:
         port_unit, addr = self._routes[unit_id]
@@ -272,6 +297,9 @@ class EdgeAgent:
         self._wake.set()
 
     def _inbound(self, message: Inbound) -> None:
+        if message.topic == topics.roster(self.config.topic_prefix, self.config.hall):
+            self._roster(message.payload)
+            return
         parts = topics.split(self.config.topic_prefix, message.topic)
         if parts is None or parts.device != self.config.device or parts.hall != self.config.hall:
             log.warning("ignored message on unexpected topic %s", message.topic)
@@ -289,6 +317,20 @@ class EdgeAgent:
             self._watermark(envelope, message.retained)
         elif parts.kind == "cmd" and parts.name == envelope.type:
             self._command(envelope)
+
+    def _roster(self, payload: bytes) -> None:
+        """The hub's signed roster: staff cards (card+face) and the face gallery, used at once."""
+        try:
+            envelope = open_signed(payload, self._hub_key)
+            if envelope.type != "roster" or envelope.hall != self.config.hall:
+                raise WireError("malformed", "not this hall's roster")
+            staff = list(envelope.body.get("staff", []))
+            gallery = Gallery.from_wire(list(envelope.body.get("gallery", [])))
+        except (WireError, ValueError, TypeError, KeyError) as exc:
+            log.warning("ignored roster: %s", exc)
+            return
+        self._roster_staff, self._gallery = staff, gallery
+        log.info("roster: %d staff, %d face encoding(s)", len(staff), len(gallery) if gallery else 0)
 
     def _watermark(self, envelope: Envelope, retained: bool) -> None:
         try:

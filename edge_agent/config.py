@@ -134,7 +134,21 @@ class BusUnit(_ButtonUnit):
         return self
 
 
-Unit = Annotated[CardUnit | EvaluatorUnit | DeskUnit | BusUnit, Field(discriminator="kind")]
+class FaceUnit(_Section):
+    """The entrance camera of the face sign-in terminal."""
+
+    id: Name
+    kind: Literal["face"]
+    driver: Literal["opencv"] = "opencv"
+    source: str = Field(description='camera index ("0"), a video file, or an rtsp:// or http:// stream URL')
+    require_live: bool = Field(True, description="a face must blink before it clocks in")
+    confirm_frames: int = Field(3, ge=1, le=30, description="frames that must agree on the person")
+    cooldown_seconds: float = Field(30.0, ge=0, description="no second punch of one person within this")
+    card_face_seconds: float | None = Field(
+        None, gt=0, le=120, description="card+face mode: a tap waits this long for the owner's live face")
+
+
+Unit = Annotated[CardUnit | EvaluatorUnit | DeskUnit | BusUnit | FaceUnit, Field(discriminator="kind")]
 
 
 class WindowSettings(_Section):
@@ -183,6 +197,15 @@ class EdgeConfig(_Section):
         if (self.private_key is None) == (self.private_key_file is None):
             raise ValueError("give exactly one of private_key and private_key_file")
         return self
+
+    @model_validator(mode="after")
+    def verify_one_camera(self) -> EdgeConfig:
+        if sum(isinstance(unit, FaceUnit) for unit in self.units) > 1:
+            raise ValueError("units: one face unit per edge agent")
+        return self
+
+    def face_unit(self) -> FaceUnit | None:
+        return next((unit for unit in self.units if isinstance(unit, FaceUnit)), None)
 
     @model_validator(mode="after")
     def verify_unique_units(self) -> EdgeConfig:

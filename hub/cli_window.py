@@ -24,7 +24,8 @@ LEVEL_ZH = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1
 FINDING_ZH = {
     "late_return": "未按时归岗", "unattended_window": "窗口无人 (AB岗缺岗)", "rating_misuse": "重复评价",
     "unattended_rating": "无人在岗的评价", "case_overdue": "差评整改逾期", "absence": "旷工",
-    "device_offline": "设备离线", "case_opened": "差评整改立案",
+    "device_offline": "设备离线", "case_opened": "差评整改立案", "buddy_punch": "疑似代打卡",
+    "liveness_failed": "活体检测未通过",
 }
 
 

@@ -133,6 +133,10 @@ class AlertsConfig(_Section):
     daily_close: time = Field(time(23, 30), description="when the day's findings are closed")
 
 
+class FaceConfig(_Section):
+    require_live: bool = Field(True, description="a face punch counts only if it passed liveness")
+
+
 class ReportsConfig(_Section):
     dir: Path = Field(Path("reports"), description="where the monthly summaries are written")
 
@@ -153,6 +157,7 @@ class HubConfig(_Section):
     cases: CasesConfig = CasesConfig()
     alerts: AlertsConfig = AlertsConfig()
     reports: ReportsConfig = ReportsConfig()
+    face: FaceConfig = FaceConfig()
 
     @field_validator("timezone")
     @classmethod

@@ -12,6 +12,7 @@ from datetime import date, datetime, time, timedelta
 from hub.config import HubConfig
 from hub.domain import AttributedRating, AwayPeriod, Finding, SessionAttendance
 from hub.reports import attendance, day_bounds
+from hub.rules.attendance import CardIndex, buddy_punch
 from hub.rules.away import SignEvent, away_periods, late_returns, unattended_windows
 from hub.rules.cases import Case, CaseClosure, apply_closures, open_cases, overdue
 from hub.rules.ratings import Rating, RatingPolicy, attribute, rating_findings
@@ -119,7 +120,27 @@ def day_findings(config: HubConfig, store: Store, day: date, now: datetime) -> l
                              {"case": case.id, "level": case.level, "deadline": case.deadline.isoformat(),
                               "flags": list(case.flags)}, (case.rating_event,)))
     found.extend(overdue_cases(config, store, now))
+    found.extend(face_findings(config, store, day))
     found.sort(key=lambda f: (f.start, f.kind, f.window or ""))
+    return found
+
+
+def face_findings(config: HubConfig, store: Store, day: date) -> list[Finding]:
+    """Suspected buddy punches (card+face that disagree) and failed liveness attempts."""
+    since, until = day_bounds(config, day)
+    index = CardIndex(config.roster())
+    found = []
+    for event in store.events(type="clock", since=since, until=until):
+        body = event.body
+        evidence = {"card": body.get("card"), "face": body.get("staff"),
+                    "distance_milli": body.get("distance_milli"), "photo": "photo" in body}
+        if buddy_punch(body, index):
+            owner = index.staff_for(str(body["card"]))
+            found.append(Finding("buddy_punch", None, owner.id if owner else None, event.ts, None,
+                                 evidence, (event.id,)))
+        elif body.get("method") in ("face", "card+face") and body.get("live") is False:
+            found.append(Finding("liveness_failed", None, body.get("staff"), event.ts, None,  # type: ignore[arg-type]
+                                 evidence, (event.id,)))
     return found
 
 

@@ -32,7 +32,7 @@ def punches_on(config: HubConfig, store: Store, day: date) -> list[Punch]:
     index = CardIndex(config.roster())
     punches = []
     for event in store.events(type="clock", since=since, until=until):
-        punch = punch_for(event.id, event.ts, event.body, index)
+        punch = punch_for(event.id, event.ts, event.body, index, config.face.require_live)
         if punch is not None:
             punches.append(punch)
     return punches

@@ -310,12 +310,24 @@ PUNCH_CASES = [
     pytest.param({"method": "face", "staff": "s2", "distance_milli": 410, "live": True}, "s2", id="face"),
     pytest.param({"method": "face", "staff": "nobody"}, None, id="face_not_on_roster"),
     pytest.param({"method": "face"}, None, id="face_unrecognised"),
+    pytest.param({"method": "card+face", "card": "67003B51C6", "staff": "s2"}, "s2", id="card_face_agree"),
     pytest.param(
-        {"method": "card+face", "card": "67003B51C6", "staff": "s1"}, "s1", id="card_face_face_decides"
+        {"method": "card+face", "card": "67003B51C6", "staff": "s1"}, None, id="card_face_buddy_punch"
     ),
-    pytest.param({"method": "card+face", "card": "67003B51C6"}, "s2", id="card_face_falls_back_to_card"),
+    pytest.param({"method": "card+face", "card": "67003B51C6"}, None, id="card_face_unknown_face"),
     pytest.param({"method": "pin", "staff": "s1"}, None, id="unknown_method"),
 ]
+
+
+@pytest.mark.parametrize("body, counts", [
+    pytest.param({"method": "face", "staff": "s1", "live": True}, True, id="live_face"),
+    pytest.param({"method": "face", "staff": "s1", "live": False}, False, id="failed_liveness"),
+    pytest.param({"method": "face", "staff": "s1"}, False, id="liveness_not_reported"),
+    pytest.param({"method": "card", "card": "67003B51C6"}, True, id="card_needs_no_liveness"),
+])
+def test_punch_for_requiring_liveness(body: dict, counts: bool) -> None:
+    punch = punch_for("e1", at("08:29:31.120"), body, CardIndex(ROSTER), require_live=True)
+    assert (punch is not None) is counts
 
 
 @pytest.mark.parametrize(("body", "staff"), PUNCH_CASES)

@@ -264,16 +264,23 @@ def _conflict(card: str, a: StaffMember, b: StaffMember) -> str:
     return f"card {card} is claimed by both {a.id} ({a.name}) and {b.id} ({b.name})"
 
 
-def punch_for(event_id: str, ts: datetime, body: Mapping[str, Any], index: CardIndex) -> Punch | None:
+def punch_for(event_id: str, ts: datetime, body: Mapping[str, Any], index: CardIndex,
+              require_live: bool = False) -> Punch | None:
     """The punch a ``clock`` event body stands for, or None if it names nobody on the roster.
 
-    ``card``: staff by card. ``face`` / ``card+face``: ``body["staff"]`` if it is on the roster
-    (the face decides); ``card+face`` without a recognised face falls back to the card.
+    ``card``: staff by card. ``face``: ``body["staff"]`` if it is on the roster. ``card+face``: only
+    when the face is the card's owner; a face that is someone else or nobody known is a suspected
+    buddy punch (代打卡) and counts for nobody (see `buddy_punch`). With ``require_live``, a face
+    that did not pass liveness counts for nobody.
     """
     if ts.tzinfo is None:
         raise ValueError(f"event {event_id}: timestamp must be timezone-aware")
     method = body.get("method")
     if method not in _CLOCK_METHODS:
+        return None
+    if method != "card" and require_live and body.get("live") is not True:
+        return None
+    if method == "card+face" and buddy_punch(body, index):
         return None
     member: StaffMember | None = None
     staff_id, card = body.get("staff"), body.get("card")
@@ -284,3 +291,11 @@ def punch_for(event_id: str, ts: datetime, body: Mapping[str, Any], index: CardI
     if member is None:
         return None
     return Punch(staff=member.id, at=ts, method=method, event_id=event_id)
+
+
+def buddy_punch(body: Mapping[str, Any], index: CardIndex) -> bool:
+    """A card+face event whose face is not the card's owner (or is nobody known)."""
+    if body.get("method") != "card+face" or not isinstance(body.get("card"), str):
+        return False
+    owner = index.staff_for(str(body["card"]))
+    return owner is None or body.get("staff") != owner.id
