@@ -86,7 +86,8 @@ class EdgeAgent:
         }
         face_unit = config.face_unit()
         self.entrance = Entrance(face_unit.card_face_seconds if face_unit else None,
-                                 self._record_event, monotonic)
+                                 self._record_event, monotonic,
+                                 require_live=face_unit.require_live if face_unit else True)
         self._gallery: Gallery | None = None
         self._roster_staff: list[dict[str, Any]] = []
         self._seen_commands: set[str] = set()

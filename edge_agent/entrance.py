@@ -53,8 +53,9 @@ def card_owner(card: str, staff: list[dict[str, Any]]) -> str | None:
 
 class Entrance:
     def __init__(self, card_face_seconds: float | None, record: Record,
-                 monotonic: Callable[[], float]) -> None:
+                 monotonic: Callable[[], float], require_live: bool = True) -> None:
         self.card_face_seconds = card_face_seconds
+        self.require_live = require_live
         self._record, self._monotonic = record, monotonic
         self._pending: _PendingCard | None = None
         self._lock = threading.Lock()
@@ -77,7 +78,8 @@ class Entrance:
         }
         with self._lock:
             pending = self._pending
-            if pending is not None and self._monotonic() <= pending.until:
+            usable = seen.live or not self.require_live  # a failed liveness attempt keeps the tap waiting
+            if pending is not None and usable and self._monotonic() <= pending.until:
                 self._pending = None
                 self._record("clock", {"method": "card+face", "card": pending.card, **body},
                              format_ts(pending.at))

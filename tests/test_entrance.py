@@ -85,3 +85,11 @@ def test_unknown_face_without_a_card_records_nothing() -> None:
     assert entrance.face(face(None)) is None and events == []
     assert entrance.face(face("S001", live=False)) == "face"
     assert events[0][1]["live"] is False  # a failed liveness attempt is recorded, judged at the hub
+
+
+def test_a_face_that_failed_liveness_does_not_complete_a_card_face_punch() -> None:
+    entrance, events, clock = make(10)
+    entrance.card("0A004A7B2C", AT)
+    assert entrance.face(face("S001", live=False)) == "face"  # recorded as a failed attempt
+    assert entrance.face(face("S001")) == "card+face"  # the tap was still waiting
+    assert [b["method"] for _, b, _ in events] == ["face", "card+face"]

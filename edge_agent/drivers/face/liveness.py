@@ -34,6 +34,9 @@ def face_ear(landmarks: dict[str, list[Point]]) -> float:
     return (eye_aspect_ratio(landmarks["left_eye"]) + eye_aspect_ratio(landmarks["right_eye"])) / 2.0
 
 
+CLOSED_RATIO = 0.75  # closed eyes are at most this fraction of the face's open-eye level
+
+
 class BlinkDetector:
     """Open, then closed (EAR < closed_below) for at least `min_closed_frames` frames, then open again.
 
@@ -50,12 +53,16 @@ class BlinkDetector:
         self.blinks = 0
         self._seen_open = False
         self._closed_frames = 0
+        self._open_level: float | None = None
 
     def observe(self, ear: float) -> bool:
-        if ear < self.closed_below:
+        # closed: below the absolute threshold and clearly below this face's own open level
+        if ear < self.closed_below and (self._open_level is None or ear < CLOSED_RATIO * self._open_level):
             if self._seen_open:
                 self._closed_frames += 1
             return False
+        if ear >= self.closed_below:
+            self._open_level = ear if self._open_level is None else 0.7 * self._open_level + 0.3 * ear
         blinked = self._seen_open and self._closed_frames >= self.min_closed_frames
         self._seen_open = True
         self._closed_frames = 0
@@ -66,3 +73,4 @@ class BlinkDetector:
     def reset(self) -> None:
         self._seen_open = False
         self._closed_frames = 0
+        self._open_level = None

@@ -39,6 +39,9 @@ JPEG_QUALITIES = (90, 80, 70, 60, 50, 40, 30, 20)
 Box = tuple[int, int, int, int]  # top, right, bottom, left in full-frame pixels (face_recognition's order)
 
 
+STILL_SIZE_CHANGE = 0.04  # a face whose box grows or shrinks more than this per frame is moving
+
+
 @dataclass(frozen=True)
 class FaceEvent:
     staff: str | None  # None: a face nobody in the gallery matches
@@ -166,10 +169,17 @@ class FacePipeline:
         if not boxes:
             self._track = None
             return []
+        previous_size = _size(self._track.box) if self._track is not None else None
         track, steady = self._follow(boxes[0])
         rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
+        # Blinks count only on a still face: a photo moved or tilted towards the camera makes the
+        # landmarks jitter, and that must never add up to a blink.
+        still = steady and previous_size is not None and (
+            abs(_size(track.box) - previous_size) <= STILL_SIZE_CHANGE * previous_size)
         landmarks = face_recognition.face_landmarks(rgb, [track.box], model="large")
-        if landmarks and track.blink.observe(face_ear(landmarks[0])):
+        if not still:
+            track.blink.reset()
+        elif landmarks and track.blink.observe(face_ear(landmarks[0])):
             track.last_blink = now
         gallery = self._gallery()
         if gallery is None or len(gallery) == 0:
