@@ -334,6 +334,8 @@ class CameraSim:
         self._idle = threading.Condition()
         self._closing = threading.Event()
         self._server: _StreamServer | None = None
+        self._first_frame = empty_scene(size)
+        self._first_jpeg = encode_jpeg(self._first_frame, jpeg_quality)
         self._player = threading.Thread(target=self._play_loop, name="camera-player", daemon=True)
 
     @property
@@ -351,7 +353,7 @@ class CameraSim:
     def start(self) -> CameraSim:
         if self.state is not CameraState.NEW:
             raise RuntimeError(f"start() on a camera that is {self.state.value}")
-        self._hub.publish(encode_jpeg(empty_scene(self.size), self.jpeg_quality))
+        self._hub.publish(self._first_jpeg)
         self._serve()
         self.state = CameraState.STREAMING
         self._player.start()
@@ -367,6 +369,7 @@ class CameraSim:
         self._stop_serving()
         if started:
             self._player.join()
+            self._stop_serving()  # in case the player brought the server back from a vanish meanwhile
         with self._idle:
             self._idle.notify_all()
 
@@ -470,15 +473,13 @@ class CameraSim:
     def _play_loop(self) -> None:
         tick = 1.0 / self.fps
         next_at = time.monotonic()
-        current: Frame | None = None
-        jpeg = b""
+        current, jpeg = self._first_frame, self._first_jpeg
 
         def show(frame: Frame | None) -> bool:
             nonlocal next_at, current, jpeg
             if frame is not None and frame is not current:
                 current, jpeg = frame, encode_jpeg(frame, self.jpeg_quality)
-            if jpeg:
-                self._hub.publish(jpeg)
+            self._hub.publish(jpeg)
             next_at = max(next_at + tick, time.monotonic() - tick)
             return not self._closing.wait(max(0.0, next_at - time.monotonic()))
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from device_sims import buttonbus
 from device_sims.card import (
@@ -23,6 +24,9 @@ from device_sims.card import (
     parse_script,
 )
 from wire.clock import Clock, from_spec
+
+if TYPE_CHECKING:
+    from device_sims.camera import Step as CameraStep
 
 
 class _HallClock:
@@ -92,10 +96,79 @@ def build_parser() -> argparse.ArgumentParser:
     _add_button_play_args(bus, "ADDR:KEY", _bus_press, "press KEY on the device at ADDR; repeatable")
     bus.set_defaults(run=_run_bus)
 
+    _add_camera_parser(devices)
+
     demo = devices.add_parser("demo", help="a whole simulated hall morning: hub, edge agent, card reader")
     demo.add_argument("--workdir", default="var/demo", help="where the demo keeps its files")
     demo.set_defaults(run=_run_demo)
     return parser
+
+
+def _add_camera_parser(devices: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cam = devices.add_parser("camera", help="IP camera: MJPEG over HTTP on 127.0.0.1 (prints its URL)")
+    cam.add_argument("--port", type=int, default=0, help="TCP port (default 0: a free one)")
+    cam.add_argument("--fps", type=float, default=15.0, help="frames per second (default 15)")
+    cam.add_argument("--size", type=_frame_size, default=(640, 360), help="frame size WxH (default 640x360)")
+    source = cam.add_mutually_exclusive_group(required=True)
+    source.add_argument("--script", type=Path, help="script file: empty/photo/video/blink/moved/vanish/wait")
+    source.add_argument("--photo", type=Path, help="show this photo")
+    source.add_argument("--video", type=Path, help="play this video file")
+    source.add_argument("--blink", type=Path, help="show this photo blinking once")
+    cam.add_argument("--seconds", type=_seconds, default=5.0, help="seconds for --photo/--blink (default 5)")
+    cam.add_argument(
+        "--start-delay", type=_seconds, default=1.0, help="seconds of empty scene before playing (default 1)"
+    )
+    cam.add_argument("--loop", action="store_true", help="play again and again until interrupted")
+    cam.set_defaults(run=_run_camera)
+
+
+def _frame_size(text: str) -> tuple[int, int]:
+    width, x, height = text.lower().partition("x")
+    if not (x and width.isdigit() and height.isdigit() and int(width) >= 16 and int(height) >= 16):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT of at least 16x16, got {text!r}")
+    return int(width), int(height)
+
+
+def _camera_steps(args: argparse.Namespace) -> list[CameraStep]:
+    from device_sims import camera  # dlib and OpenCV load only for this subcommand
+
+    if args.script is not None:
+        try:
+            text = args.script.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ScriptError(f"{args.script}: {exc.strerror or exc}") from exc
+        try:
+            return camera.parse_script(text, base=args.script.parent)
+        except ScriptError as exc:
+            raise ScriptError(f"{args.script}: {exc}") from exc
+    for flag in ("photo", "video", "blink"):
+        path = getattr(args, flag)
+        if path is not None and not path.is_file():
+            raise ScriptError(f"--{flag}: no such file: {path}")
+    if args.photo is not None:
+        return [camera.Photo(args.photo, args.seconds)]
+    if args.blink is not None:
+        return [camera.Blink(args.blink, args.seconds)]
+    return [camera.Video(args.video)]
+
+
+def _run_camera(args: argparse.Namespace) -> int:
+    from device_sims import camera
+
+    steps = _camera_steps(args)
+    try:
+        with camera.CameraSim(size=args.size, fps=args.fps, port=args.port) as sim:
+            print(f"URL {sim.url}", flush=True)
+            sim.empty(args.start_delay)
+            while True:
+                sim.play(steps)
+                sim.wait_idle()
+                if sim.failure is not None:
+                    raise sim.failure
+                if not args.loop:
+                    return 0
+    except camera.CameraError as exc:
+        raise ScriptError(str(exc)) from exc
 
 
 def _byte(text: str) -> int:

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from device_sims.buttonbus import ButtonBox, PolledBusSim
+from device_sims.camera import CameraSim
 from device_sims.card import CardReaderSim
 from device_sims.demo_hall import BUSES, DAY, address, end_of_day, script, start_of_day, write_configs
 from wire.clock import ScaledClock
@@ -49,9 +50,12 @@ def run(workdir: Path) -> int:
     start = start_of_day()
     clock = ScaledClock(start, SPEED, time.time() + 5.0, start.tzinfo)  # type: ignore[arg-type]
     reader = CardReaderSim()
+    camera = CameraSim(fps=6).start()
+    face = astronaut(workdir)
     buses = {bus: PolledBusSim([ButtonBox(addr, KIND[kind]) for addr, (kind, _, _) in devices.items()])
              for bus, devices in BUSES.items()}
-    paths = write_configs(workdir, free_port(), reader.path, {b: sim.path for b, sim in buses.items()})
+    paths = write_configs(workdir, free_port(), reader.path, {b: sim.path for b, sim in buses.items()},
+                          camera.url)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
     def hub(*args: str) -> subprocess.CompletedProcess[str]:
@@ -69,6 +73,8 @@ def run(workdir: Path) -> int:
     leave = hub("leave", "add", "--staff", "S010", "--from", DAY, "--to", DAY, "--approver", "办公室主任",
                 "--reason", "病假 sick leave")
     print(leave.stdout.strip() or leave.stderr.strip())
+    enrolled = hub("staff", "enroll", "--staff", "S001", "--no-publish", str(face))
+    print(f"{enrolled.stdout.strip() or enrolled.stderr.strip()} (scikit-image's astronaut)")
     processes = [spawn("hub.cli", paths["hub"])]
     time.sleep(1.5)
     processes += [spawn("edge_agent.cli", paths["entrance"]), spawn("edge_agent.cli", paths["windows"])]
@@ -79,7 +85,7 @@ def run(workdir: Path) -> int:
             print(f"  {step.at:%H:%M} {step.action:<7} {step.target:<10} "
                   f"{hex(step.value) if step.action == 'key' else step.value or '':<5} {step.note}",
                   flush=True)
-            expected += play(step, reader, buses, hub)
+            expected += play(step, reader, buses, hub, camera, face)
         deadline = time.monotonic() + 30
         while stored(workdir / "hub.db") < expected and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -91,13 +97,31 @@ def run(workdir: Path) -> int:
         for process in processes:
             process.wait(30)
         reader.close()
+        camera.close()
         for sim in buses.values():
             sim.close()
     return report(hub, workdir)
 
 
-def play(step, reader: CardReaderSim, buses: dict[str, PolledBusSim], hub) -> int:  # type: ignore[no-untyped-def]
+def astronaut(workdir: Path) -> Path:
+    """The astronaut photo that scikit-image ships, cropped to her face (the full picture has a second
+    "face" on the suit's patch, and enrollment refuses photos with several faces)."""
+    import cv2
+    import skimage.data
+
+    image = skimage.data.astronaut()[20:220, 130:310]
+    path = workdir / "astronaut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(cv2.resize(image, None, fx=1.6, fy=1.6), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def play(step, reader: CardReaderSim, buses: dict[str, PolledBusSim], hub,  # type: ignore[no-untyped-def]
+         camera: CameraSim, face: Path) -> int:
     """Carry out one step; returns how many events it should store at the hub."""
+    if step.action == "face":
+        camera.blink(face, 2.5, blinks=2)
+        camera.empty(1)
+        return 1
     if step.action in ("tap", "hold"):
         reader.tap(step.target, hold_seconds=0.05 if step.action == "tap" else 0.4, interval=0.05)
         return 1

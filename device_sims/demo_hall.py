@@ -73,7 +73,7 @@ def _punches() -> list[Step]:
               "S006": "08:34", "S007": "08:44", "S008": "08:29"}
     leave_am = {"S001": "12:00", "S002": "12:01", "S003": "12:02", "S004": "12:03", "S005": "12:04",
                 "S006": "12:05", "S007": "11:40", "S008": "12:06"}
-    back_pm = {"S001": "14:10", "S002": "14:12", "S003": "14:14", "S004": "14:16", "S005": "14:18",
+    back_pm = {"S001": "FACE", "S002": "14:12", "S003": "14:14", "S004": "14:16", "S005": "14:18",
                "S006": "14:20", "S007": "14:22", "S008": "14:24"}
     leave_pm = {"S001": "17:30", "S002": "17:31", "S003": "17:32", "S004": "17:33", "S005": "17:34",
                 "S006": "17:35", "S007": "17:36", "S008": "17:37"}
@@ -83,6 +83,9 @@ def _punches() -> list[Step]:
     steps = []
     for table in (arrive, leave_am, back_pm, leave_pm):
         for staff, when in table.items():
+            if when == "FACE":  # 张伟 comes back from lunch and clocks in by face
+                steps.append(Step(hm("14:08"), "face", staff, note="人脸签到 clocks in by face (blinks)"))
+                continue
             action = "hold" if (staff, when) == ("S003", "08:21") else "tap"
             note = notes.get((staff, when), "卡片放在读卡器上 card left on the reader" if action == "hold"
                              else "")
@@ -118,7 +121,8 @@ def script() -> list[Step]:
     return sorted(_punches() + _window_life(), key=lambda step: step.at)
 
 
-def write_configs(workdir: Path, port: int, card_pty: str, bus_ptys: dict[str, str]) -> dict[str, Path]:
+def write_configs(workdir: Path, port: int, card_pty: str, bus_ptys: dict[str, str],
+                  camera_url: str) -> dict[str, Path]:
     hub_keys, entrance_keys, windows_keys = generate_keypair(), generate_keypair(), generate_keypair()
     roster = "".join(
         f'[[staff]]\nid = "{p.id}"\nname = "{p.name}"\nwindow = "{p.window}"\ncards = ["{p.card}"]\n\n'
@@ -146,7 +150,9 @@ def write_configs(workdir: Path, port: int, card_pty: str, bus_ptys: dict[str, s
     paths["entrance"].write_text(
         f'device = "entrance"\nprivate_key = "{entrance_keys.private_hex}"\n{common}'
         '[outbox]\npath = "entrance-outbox.db"\nresend_seconds = 5\n\n'
-        f'[[units]]\nid = "door"\nkind = "card"\ndriver = "rdm6300"\nport = "{card_pty}"\n',
+        f'[[units]]\nid = "door"\nkind = "card"\ndriver = "rdm6300"\nport = "{card_pty}"\n\n'
+        f'[[units]]\nid = "camera"\nkind = "face"\nsource = "{camera_url}"\nrequire_live = true\n'
+        "cooldown_seconds = 60\n",
         encoding="utf-8",
     )
     buses = ""
