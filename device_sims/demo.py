@@ -50,7 +50,7 @@ def run(workdir: Path) -> int:
     start = start_of_day()
     clock = ScaledClock(start, SPEED, time.time() + 5.0, start.tzinfo)  # type: ignore[arg-type]
     reader = CardReaderSim()
-    camera = CameraSim(fps=6).start()
+    camera = CameraSim(fps=10).start()
     face = astronaut(workdir)
     buses = {bus: PolledBusSim([ButtonBox(addr, KIND[kind]) for addr, (kind, _, _) in devices.items()])
              for bus, devices in BUSES.items()}
@@ -119,7 +119,7 @@ def play(step, reader: CardReaderSim, buses: dict[str, PolledBusSim], hub,  # ty
          camera: CameraSim, face: Path) -> int:
     """Carry out one step; returns how many events it should store at the hub."""
     if step.action == "face":
-        camera.blink(face, 2.5, blinks=2)
+        camera.blink(face, 4.0, blinks=2)
         camera.empty(1)
         return 1
     if step.action in ("tap", "hold"):

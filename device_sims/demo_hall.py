@@ -84,7 +84,7 @@ def _punches() -> list[Step]:
     for table in (arrive, leave_am, back_pm, leave_pm):
         for staff, when in table.items():
             if when == "FACE":  # 张伟 comes back from lunch and clocks in by face
-                steps.append(Step(hm("14:08"), "face", staff, note="人脸签到 clocks in by face (blinks)"))
+                steps.append(Step(hm("13:40"), "face", staff, note="人脸签到 clocks in by face (blinks)"))
                 continue
             action = "hold" if (staff, when) == ("S003", "08:21") else "tap"
             note = notes.get((staff, when), "卡片放在读卡器上 card left on the reader" if action == "hold"

@@ -39,7 +39,7 @@ JPEG_QUALITIES = (90, 80, 70, 60, 50, 40, 30, 20)
 Box = tuple[int, int, int, int]  # top, right, bottom, left in full-frame pixels (face_recognition's order)
 
 
-STILL_SIZE_CHANGE = 0.04  # a face whose box grows or shrinks more than this per frame is moving
+STILL_SIZE_CHANGE = 0.25  # a face whose box grows or shrinks more than this per frame is moving
 
 
 @dataclass(frozen=True)
