@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 from collections.abc import Callable
@@ -28,12 +29,23 @@ def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argp
     identify = with_config(staff_sub.add_parser("identify", help="who the faces in photos are"))
     identify.add_argument("--json", action="store_true")
     identify.add_argument("photos", nargs="+", type=Path)
+    photo = with_config(staff_sub.add_parser("photo", help="the face snapshot of a clock event (evidence)"))
+    photo.add_argument("--event", required=True, help="the event id")
+    photo.add_argument("--out", required=True, type=Path, help="where to write the JPEG")
     return {"staff": _staff}
 
 
 def _staff(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     from hub.faces import EnrollError, enroll, identify, roster_body
 
+    if args.staff_command == "photo":
+        found = store.events_by_id([args.event]).get(args.event)
+        if found is None or "photo" not in found.body:
+            raise ValueError(f"event {args.event} has no face snapshot")
+        args.out.write_bytes(base64.b64decode(str(found.body["photo"])))
+        print(f"{args.out}: snapshot of {found.body.get('staff') or 'an unknown face'} at "
+              f"{found.ts.isoformat()} (signed by {found.device}; `log verify` proves it unaltered)")
+        return 0
     if args.staff_command == "identify":
         found = identify(store, args.photos)
         if args.json:

@@ -25,7 +25,7 @@ FINDING_ZH = {
     "late_return": "未按时归岗", "unattended_window": "窗口无人 (AB岗缺岗)", "rating_misuse": "重复评价",
     "unattended_rating": "无人在岗的评价", "case_overdue": "差评整改逾期", "absence": "旷工",
     "device_offline": "设备离线", "case_opened": "差评整改立案", "buddy_punch": "疑似代打卡",
-    "liveness_failed": "活体检测未通过",
+    "liveness_failed": "活体检测未通过", "face_review": "人脸比对需复核",
 }
 
 

@@ -18,6 +18,7 @@ from hub.rules.cases import Case, CaseClosure, apply_closures, open_cases, overd
 from hub.rules.ratings import Rating, RatingPolicy, attribute, rating_findings
 from hub.store.store import Store
 from wire.envelope import parse_ts
+from wire.faces import MATCH_BELOW
 
 CLOSURE_KIND = "case_closed"
 
@@ -141,6 +142,11 @@ def face_findings(config: HubConfig, store: Store, day: date) -> list[Finding]:
         elif body.get("method") in ("face", "card+face") and body.get("live") is False:
             found.append(Finding("liveness_failed", None, body.get("staff"), event.ts, None,  # type: ignore[arg-type]
                                  evidence, (event.id,)))
+        elif (body.get("staff") and isinstance(body.get("distance_milli"), int)
+              and int(body["distance_milli"]) >= MATCH_BELOW * 1000):
+            # close to the threshold: accepted by the terminal, but an inspector should look
+            found.append(Finding("face_review", None, str(body["staff"]), event.ts, None, evidence,
+                                 (event.id,)))
     return found
 
 

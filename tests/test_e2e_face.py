@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -79,6 +80,14 @@ def test_card_and_face_agree_disagree_and_a_photo_never_passes(tmp_path: Path, b
         assert base64.b64decode(str(first["photo"]))[:2] == b"\xff\xd8"  # a JPEG kept as evidence
         assert len(live) == 2, [(b["method"], b.get("live"), b.get("card")) for b in clock]
         assert all(b["live"] is False for b in clock if b["method"] == "face")
+
+        with sqlite3.connect(hall.hub_db) as db:
+            event_id = db.execute("SELECT id FROM events WHERE body LIKE '%card+face%' ORDER BY ts_utc"
+                                  ).fetchone()[0]
+        snapshot = tmp_path / "evidence.jpg"
+        extracted = hall.cli("staff", "photo", "--event", event_id, "--out", str(snapshot))
+        assert extracted.returncode == 0, extracted.stderr
+        assert snapshot.read_bytes()[:2] == b"\xff\xd8" and snapshot.stat().st_size <= 48 * 1024
 
         findings = json.loads(hall.cli("findings", "--date", TODAY(), "--json").stdout)
         buddy = [f for f in findings if f["kind"] == "buddy_punch"]
