@@ -41,6 +41,8 @@ test: system-packages $(VENV)/.installed-test lint
 
 bench: system-packages $(VENV)/.installed-test
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/rules.py
+	$(BIN)/python bench/face.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis
