@@ -12,7 +12,7 @@ from typing import Any
 from hub.commands import send, wait_ack
 from hub.config import HubConfig
 from hub.domain import Finding
-from hub.hall import CLOSURE_KIND, cases, day_findings, end_of, hall_day, month_days
+from hub.hall import CLOSURE_KIND, cases, day_findings, end_of, find_case, hall_day, month_days
 from hub.monthly import write_month
 from hub.rules.ratings import by_day, by_month, by_staff, by_window, statistics
 from hub.scheduler import finding_data, finding_key
@@ -158,9 +158,7 @@ def _findings(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
 def _cases(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     now = _now(store)
     if args.cases_command == "close":
-        today = now.astimezone(config.tz).date()
-        known = {c.id: c for c in cases(config, store, date(today.year - 1, 1, 1), today, now)}
-        case = known.get(args.case)
+        case = find_case(config, store, args.case, now)
         if case is None:
             raise ValueError(f"no open case {args.case!r}")
         if case.closed_at is not None:

@@ -14,7 +14,7 @@ from hub.domain import AttributedRating, AwayPeriod, Finding, SessionAttendance
 from hub.reports import attendance, day_bounds
 from hub.rules.attendance import CardIndex, buddy_punch
 from hub.rules.away import SignEvent, away_periods, late_returns, unattended_windows
-from hub.rules.cases import Case, CaseClosure, apply_closures, open_cases, overdue
+from hub.rules.cases import Case, CaseClosure, apply_closures, case_id, open_cases, overdue
 from hub.rules.ratings import Rating, RatingPolicy, attribute, rating_findings
 from hub.store.store import Store
 from wire.envelope import parse_ts
@@ -96,7 +96,17 @@ def cases(config: HubConfig, store: Store, since: date, until: date, now: dateti
         found.extend(open_cases(hall_day(config, store, day, now).ratings, config.schedule.to_domain(),
                                 config.cases.deadline_days, tz=config.tz))
         day += timedelta(days=1)
-    return apply_closures(found, [c for c in closures(store) if c.case_id in {x.id for x in found}])
+    ids = {case.id for case in found}
+    return apply_closures(found, [c for c in closures(store) if c.case_id in ids])
+
+
+def find_case(config: HubConfig, store: Store, wanted: str, now: datetime) -> Case | None:
+    """One case by id, from the bad rating it was opened for (one query, then that day only)."""
+    for event in store.events(type="rating"):
+        if int(event.body.get("level", 5)) <= 2 and case_id(event.id) == wanted:
+            day = event.ts.astimezone(config.tz).date()
+            return next((c for c in cases(config, store, day, day, now) if c.id == wanted), None)
+    return None
 
 
 def overdue_cases(config: HubConfig, store: Store, now: datetime, lookback_days: int = 60) -> list[Finding]:

@@ -14,6 +14,7 @@ from openpyxl.styles import Font
 from hub.config import HubConfig
 from hub.hall import hall_day, month_days
 from hub.rules.attendance import is_workday
+from hub.rules.away import DeskOwners
 from hub.store.store import Store
 
 HEADER = [
@@ -29,6 +30,7 @@ def month_rows(config: HubConfig, store: Store, month: str, now: datetime) -> li
     levels: dict[str, Counter[int]] = {m.id: Counter() for m in config.staff}
     away: Counter[str] = Counter()
     late_returns: Counter[str] = Counter()
+    owners = DeskOwners(config.roster())
     for day in month_days(month):
         if not is_workday(day, schedule):
             continue
@@ -39,7 +41,7 @@ def month_rows(config: HubConfig, store: Store, month: str, now: datetime) -> li
             if rated.staff is not None and rated.counted:
                 levels[rated.staff][rated.rating.level] += 1
         for period in hall.periods:
-            owner = desk_owner(config, period.window, period.desk)
+            owner = owners.of(period.window, period.desk)
             if period.state == "away" and owner is not None:
                 away[owner] += 1
         for finding in hall.findings:
@@ -58,14 +60,6 @@ def month_rows(config: HubConfig, store: Store, month: str, now: datetime) -> li
             away[member.id], late_returns[member.id],
         ])
     return rows
-
-
-def desk_owner(config: HubConfig, window: str, desk: str) -> str | None:
-    """A desk named after a staff member is theirs; a window's shared desk belongs to its only staff."""
-    staff = [m.id for m in config.staff if m.window == window]
-    if desk in staff:
-        return desk
-    return staff[0] if len(staff) == 1 else None
 
 
 def write_month(config: HubConfig, store: Store, month: str, out_dir: Path,

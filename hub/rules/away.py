@@ -89,15 +89,20 @@ def _ceil_minutes(delta: timedelta) -> int:
     return -(-delta // _MINUTE)
 
 
-def _desk_owner(roster: Sequence[StaffMember]) -> dict[tuple[str, str], str]:
-    """(window, desk) -> staff for a person's own desk, and (window, "") -> the sole staff member."""
-    owners: dict[tuple[str, str], str] = {}
-    staff_of: dict[str, list[str]] = {}
-    for member in roster:
-        owners[(member.window, member.id)] = member.id
-        staff_of.setdefault(member.window, []).append(member.id)
-    owners.update({(window, ""): ids[0] for window, ids in staff_of.items() if len(ids) == 1})
-    return owners
+class DeskOwners:
+    """Whose a desk box is: a person's own desk (desk id = staff id), or a window's shared sign,
+    which belongs to someone only when the window has a single staff member."""
+
+    def __init__(self, roster: Sequence[StaffMember]) -> None:
+        self._owners: dict[tuple[str, str], str] = {}
+        staff_of: dict[str, list[str]] = {}
+        for member in roster:
+            self._owners[(member.window, member.id)] = member.id
+            staff_of.setdefault(member.window, []).append(member.id)
+        self._owners.update({(window, ""): ids[0] for window, ids in staff_of.items() if len(ids) == 1})
+
+    def of(self, window: str, desk: str) -> str | None:
+        return self._owners.get((window, desk)) or self._owners.get((window, ""))
 
 
 def late_returns(
@@ -122,7 +127,7 @@ def late_returns(
     if grace_minutes < 0:
         raise ValueError(f"grace minutes must not be negative, got {grace_minutes}")
     grace = timedelta(minutes=grace_minutes)
-    owners = _desk_owner(roster)
+    owners = DeskOwners(roster)
     findings: list[Finding] = []
     for p in periods:
         declared = p.declared_return
@@ -136,7 +141,7 @@ def late_returns(
         findings.append(Finding(
             kind="late_return",
             window=p.window,
-            staff=owners.get((p.window, p.desk)) or owners.get((p.window, "")),
+            staff=owners.of(p.window, p.desk),
             start=declared,
             end=back if returned else None,
             detail={
