@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,7 +53,6 @@ class _Window:
     state: str = "on_duty"
     reason: str | None = None
     back_at: datetime | None = None
-    last_press: dict[str, float] = field(default_factory=dict)
 
 
 class WindowBoxes:

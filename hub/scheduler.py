@@ -75,13 +75,10 @@ class HallScheduler:
         with self._lock:
             now = self.clock.now()
             today = now.astimezone(self.config.tz).date()
-            new = [f for f in self._findings(today, now) if self._record(f)]
+            new = [f for f in day_findings(self.config, self.store, today, now) if self._record(f)]
             new.extend(self._devices(now))
             self._daily_close(today, now)
             return new
-
-    def _findings(self, today: date, now: datetime) -> list[Finding]:
-        return day_findings(self.config, self.store, today, now)
 
     def _record(self, finding: Finding) -> bool:
         key = finding_key(finding)
