@@ -23,7 +23,7 @@ from device_sims.buttonbus import ButtonBox, PolledBusSim
 from device_sims.camera import CameraSim
 from device_sims.card import CardReaderSim
 from device_sims.demo_hall import BUSES, DAY, address, end_of_day, script, start_of_day, write_configs
-from wire.clock import ScaledClock
+from wire.clock import ScaledClock, start_clock
 
 SPEED = 600.0  # one real second is ten hall minutes
 KIND = {"evaluator": 1, "desk": 2}
@@ -48,7 +48,8 @@ def run(workdir: Path) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     start = start_of_day()
-    clock = ScaledClock(start, SPEED, time.time() + 5.0, start.tzinfo)  # type: ignore[arg-type]
+    anchor = workdir / "clock.anchor"  # the hall clock stands at 08:10 until every process is ready
+    clock = ScaledClock(start, SPEED, None, start.tzinfo, anchor_file=anchor)  # type: ignore[arg-type]
     reader = CardReaderSim()
     camera = CameraSim(fps=10).start()
     face = astronaut(workdir)
@@ -76,10 +77,14 @@ def run(workdir: Path) -> int:
     enrolled = hub("staff", "enroll", "--staff", "S001", "--no-publish", str(face))
     print(f"{enrolled.stdout.strip() or enrolled.stderr.strip()} (scikit-image's astronaut)")
     processes = [spawn("hub.cli", paths["hub"])]
-    time.sleep(1.5)
-    processes += [spawn("edge_agent.cli", paths["entrance"]), spawn("edge_agent.cli", paths["windows"])]
     expected = 0
     try:
+        wait_ready(workdir / "hub.log", processes[0])
+        processes += [spawn("edge_agent.cli", paths["entrance"]), spawn("edge_agent.cli", paths["windows"])]
+        for process, name in zip(processes[1:], ("entrance", "windows"), strict=True):
+            wait_ready(workdir / f"{name}.log", process)
+        start_clock(anchor, delay=0.5)
+        print("  (hub and both boxes ready; the hall clock starts)", flush=True)
         for step in script():
             time.sleep(clock.wall_seconds_until(step.at))
             print(f"  {step.at:%H:%M} {step.action:<7} {step.target:<10} "
@@ -101,6 +106,18 @@ def run(workdir: Path) -> int:
         for sim in buses.values():
             sim.close()
     return report(hub, workdir)
+
+
+def wait_ready(log: Path, process: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
+    """Until the process has logged its `ready:` line (the units open, the broker connected)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and " ready: " in log.read_text(encoding="utf-8", errors="replace"):
+            return
+        if process.poll() is not None:
+            raise RuntimeError(f"{log.stem} exited with {process.returncode}; see {log}")
+        time.sleep(0.1)
+    raise RuntimeError(f"{log.stem} not ready after {timeout:.0f} s; see {log}")
 
 
 def astronaut(workdir: Path) -> Path:

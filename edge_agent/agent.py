@@ -171,6 +171,7 @@ class EdgeAgent:
         for thread in threads:
             thread.start()
         next_heartbeat = self._monotonic() + self.config.heartbeat_seconds
+        ready = False
         try:
             while not stop.is_set():
                 self._wake.wait(timeout=0.5)
@@ -178,6 +179,9 @@ class EdgeAgent:
                 self.windows.tick()
                 self.entrance.tick()
                 if self.link.state is LinkState.CONNECTED:
+                    if not ready and self._units_open():
+                        ready = True  # the line demos and tests wait for before playing anything
+                        log.info("ready: %d unit(s) open, connected to the broker", len(self.units))
                     self._flush()
                     if self._monotonic() >= next_heartbeat:
                         self._publish_state()
@@ -191,6 +195,10 @@ class EdgeAgent:
             self.link.close(self._state_payload(online=False), self._state_topic)
             self.outbox.close()
             log.info("stopped; %s", "outbox closed")
+
+    def _units_open(self) -> bool:
+        with self._status_lock:
+            return all(status.status == "ok" for status in self.units.values())
 
     def _flush(self) -> None:
         """Publish every outbox event not yet sent, or sent longer ago than the resend interval."""

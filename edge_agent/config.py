@@ -2,7 +2,7 @@
 
     hall = "h1"
     device = "entrance"
-    private_key_file = "/etc/hall/entrance.key"   # or private_key = "<64 hex>"
+    private_key_file = "/etc/hall/entrance.key"   # `hall-edge keygen --out FILE`; or private_key = "<64 hex>"
     hub_public_key = "<64 hex>"
 
     [broker]
@@ -32,18 +32,18 @@ from pydantic import (
 )
 
 from edge_agent.window import WindowDevice
-from wire import configfile
-from wire.configfile import HexKey, Name, check_timezone
-from wire.envelope import HEX64_RE
+from wire import configfile, keyfile
+from wire.configfile import FilePath, HexKey, Name, check_timezone
 
 _Section = configfile.Section
+PROGRAM = "hall-edge"  # named in the hint of a bad key file
 
 
 class BrokerConfig(_Section):
     url: str = Field("mqtt://127.0.0.1:1883", description="mqtt://host:port, or mqtts:// for TLS")
     username: str | None = None
     password: str | None = None
-    ca_file: Path | None = Field(None, description="CA bundle for mqtts://; the system's when absent")
+    ca_file: FilePath | None = Field(None, description="CA bundle for mqtts://; the system's when absent")
     client_id: str | None = Field(None, description="defaults to hall-edge-{hall}-{device}")
     keepalive: int = Field(30, ge=5, le=600)
 
@@ -71,7 +71,7 @@ class BrokerConfig(_Section):
 
 
 class OutboxConfig(_Section):
-    path: Path = Field(description="SQLite file of the durable outbox")
+    path: FilePath = Field(description="SQLite file of the durable outbox")
     resend_seconds: float = Field(30.0, gt=0, le=3600, description="republish uncovered events after this")
 
 
@@ -165,7 +165,7 @@ class EdgeConfig(_Section):
     hall: Name
     device: Name
     private_key: HexKey | None = Field(None, description="this device's Ed25519 private key")
-    private_key_file: Path | None = Field(None, description="a file holding the private key")
+    private_key_file: FilePath | None = Field(None, description="a file holding the private key alone")
     hub_public_key: HexKey
     timezone: str = "Asia/Shanghai"
     topic_prefix: str = "hall/v1"
@@ -242,19 +242,12 @@ class EdgeConfig(_Section):
         if self.private_key is not None:
             return self.private_key
         assert self.private_key_file is not None
-        text = self.private_key_file.read_text(encoding="utf-8").strip()
-        if not HEX64_RE.match(text):
-            raise configfile.ConfigError(
-                self.private_key_file,
-                [f"{self.private_key_file}: private key must be 64 lowercase hex characters"],
-            )
-        return text
+        return keyfile.read_private(self.private_key_file, PROGRAM)
 
 
 def load(path: str | Path) -> EdgeConfig:
+    """The validated config, its key file read once so that `check` sees what `run` would."""
     config = configfile.load(path, EdgeConfig)
-    if config.private_key_file is not None and not config.private_key_file.exists():
-        raise configfile.ConfigError(
-            Path(path), [f"{path}: private_key_file: {config.private_key_file} does not exist"]
-        )
+    if config.private_key_file is not None:
+        configfile.read_key_file(Path(path), config.private_key_file, PROGRAM)
     return config

@@ -8,27 +8,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from hub.domain import AuditEntry, StoredEvent
+from hub.domain import LOG_KINDS, AuditEntry, StoredEvent
 from hub.store.store import ZERO_HASH, Store, entry_hash
 from wire.envelope import Envelope, PublicKey, WireError, format_ts, load_public_key, parse, verify
 
 BATCH = 200  # entries checked against the events table per round trip
 RENDER_WIDTH = 240
 
-KIND_LABELS = {
-    "event": "事件",
-    "quarantine": "隔离",
-    "leave": "请假",
-    "roster": "名册",
-    "seq_reset": "序号重置",
-    "seq_gap": "序号缺口",
-    "device_state": "设备状态",
-    "clock_drift": "时钟偏差",
-    "finding": "督查发现",
-}
 
 
 @dataclass(frozen=True)
@@ -43,6 +33,9 @@ def verify_log(store: Store, device_keys: Mapping[str, str]) -> VerifyReport:
     """Check the whole log; report the first problem. device_keys: device id -> public key hex."""
     checker = _Checker(_load_keys(device_keys))
     entries = 0
+    if store.first_audit() is None:
+        return VerifyReport(ok=False, entries=0, first_bad=None,
+                            problem="日志为空 the log is empty: nothing to verify (is this the hub's store?)")
     for batch in _batches(store.audit(), BATCH):
         entries += len(batch)
         if checker.problem is not None:
@@ -59,6 +52,8 @@ def verify_log(store: Store, device_keys: Mapping[str, str]) -> VerifyReport:
                 checker.problem = (None, f"event row {event_id} has no log entry (inserted outside the log)")
                 break
     if checker.problem is None:
+        checker.problem = _leave_problem(store.leave_rows(), checker.leaves)
+    if checker.problem is None:
         return VerifyReport(ok=True, entries=entries, first_bad=None, problem=None)
     first_bad, problem = checker.problem
     return VerifyReport(ok=False, entries=entries, first_bad=first_bad, problem=problem)
@@ -69,7 +64,9 @@ class _Checker:
         self.keys = keys
         self.expected = 1
         self.prev_hash = ZERO_HASH
+        self.prev_at: datetime | None = None
         self.logged: set[str] = set()  # ids of event entries seen so far (ids only, not entries)
+        self.leaves: list[AuditEntry] = []  # leave entries, checked against the leave table after
         self.problem: tuple[int | None, str] | None = None
 
     def check(self, entry: AuditEntry, rows: Mapping[str, StoredEvent]) -> None:
@@ -88,12 +85,18 @@ class _Checker:
         if entry_hash(seq, at, entry.kind, entry.ref, entry.data, entry.prev_hash) != entry.hash:
             self._bad(seq, "hash does not match its content (altered)")
             return
+        if self.prev_at is not None and entry.at < self.prev_at:
+            self._bad(seq, f"time goes backwards: {at} is before entry {seq - 1} "
+                           f"({format_ts(self.prev_at)}); entries are never backdated")
+            return
+        if entry.kind == "leave":
+            self.leaves.append(entry)
         if entry.kind == "event":
             problem = self._event_problem(entry, rows)
             if problem is not None:
                 self._bad(seq, problem)
                 return
-        self.expected, self.prev_hash = seq + 1, entry.hash
+        self.expected, self.prev_hash, self.prev_at = seq + 1, entry.hash, entry.at
 
     def _event_problem(self, entry: AuditEntry, rows: Mapping[str, StoredEvent]) -> str | None:
         ref, raw = entry.ref, entry.data.get("raw")
@@ -124,6 +127,25 @@ class _Checker:
 
     def _bad(self, seq: int, text: str) -> None:
         self.problem = (seq, f"entry {seq}: {text}")
+
+
+LEAVE_FIELDS = ("staff", "start", "end", "approver", "reason", "recorded_at")
+
+
+def _leave_problem(rows: list[dict[str, Any]], logged: list[AuditEntry]) -> tuple[int | None, str] | None:
+    """The leave table against its log entries, both ways: every logged leave is a row equal to
+    its entry, and every row was logged."""
+    by_id = {int(row["id"]): row for row in rows}
+    for entry in logged:
+        leave_id = int(entry.data.get("id") or 0)
+        row = by_id.pop(leave_id, None)
+        if row is None:
+            return entry.seq, f"entry {entry.seq}: leave row {leave_id} missing from its table (removed)"
+        if any(row[f] != entry.data.get(f) for f in LEAVE_FIELDS):
+            return entry.seq, f"entry {entry.seq}: leave row {leave_id} differs from its log entry (altered)"
+    for leave_id in sorted(by_id):
+        return None, f"leave row {leave_id} has no log entry (inserted outside the log)"
+    return None
 
 
 def _row_fields(row: StoredEvent) -> tuple[Any, ...]:
@@ -158,7 +180,7 @@ def _batches(entries: Iterable[AuditEntry], size: int) -> Iterator[list[AuditEnt
 
 def render_entry(entry: AuditEntry) -> str:
     """One line, e.g. `#12 2026-11-24T08:29:31.120+08:00 event(事件) entrance/42 clock card=...`."""
-    label = KIND_LABELS.get(entry.kind)
+    label = LOG_KINDS.get(entry.kind)
     head = f"#{entry.seq} {format_ts(entry.at)} {entry.kind}" + (f"({label})" if label else "")
     data = entry.data
     if entry.kind == "event":
@@ -189,4 +211,4 @@ def _render_event(entry: AuditEntry) -> str:
             parts.append(f"photo=<{len(value)} 字符>")
         else:
             parts.append(f"{key}={json.dumps(value, ensure_ascii=False)}")
-    return f"{envelope.device}/{envelope.seq} {envelope.type} {' '.join(parts)}"
+    return f"{envelope.device}/{envelope.seq} {envelope.type} id={entry.ref} {' '.join(parts)}"

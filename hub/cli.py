@@ -5,21 +5,26 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 
 from hub import cli_staff, cli_window
 from hub import config as hub_config
 from hub.audit import render_entry, verify_log
+from hub.cli_window import names_of
 from hub.config import HubConfig
-from hub.domain import Leave
+from hub.domain import LOG_KINDS, Leave
 from hub.reports import attendance, attendance_json, attendance_table, entry_json
 from hub.store.store import Store
+from hub.text import EMPTY
+from hub.views import leave_text, quarantine_text
 from wire import clock as clocks
-from wire.configfile import ConfigError
-from wire.envelope import generate_keypair
+from wire import keyfile
+from wire.configfile import ConfigError, example_key_warning
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,19 +39,22 @@ def _parser() -> argparse.ArgumentParser:
     run = with_config(sub.add_parser("run", help="run the hub (SIGTERM stops it cleanly)"))
     run.add_argument("--log-level", default="INFO")
     with_config(sub.add_parser("check", help="validate the config and exit"))
-    sub.add_parser("keygen", help="print a new Ed25519 key pair")
+    keygen = sub.add_parser("keygen", help="make an Ed25519 key pair (without --out: print both keys)")
+    keygen.add_argument("--out", type=Path, help="write the private key to this new file (mode 0600) "
+                                                 "and print the public key")
 
     att = with_config(sub.add_parser("attendance", help="考勤 attendance of one day"))
     att.add_argument("--date", required=True, type=date.fromisoformat)
-    att.add_argument("--at", type=datetime.fromisoformat,
-                     help="judge as of this time (default: now); later sessions show pending")
+    att.add_argument("--at", help="judge as of this time: HH:MM on --date, or an ISO date-time "
+                                  "(default: now); punches after it are not counted")
     att.add_argument("--json", action="store_true")
 
     log_cmd = sub.add_parser("log", help="the audit log (hash chain)")
     log_sub = log_cmd.add_subparsers(dest="log_command", required=True)
     show = with_config(log_sub.add_parser("show", help="print the log entries"))
     show.add_argument("--json", action="store_true")
-    show.add_argument("--kind", help="only entries of this kind (event, quarantine, leave, ...)")
+    show.add_argument("--kind", choices=sorted(LOG_KINDS), metavar="KIND",
+                      help="only entries of this kind: " + ", ".join(sorted(LOG_KINDS)))
     show.add_argument("--after", type=int, default=0, help="entries after this position")
     with_config(log_sub.add_parser("verify", help="re-check the chain and every signature"))
 
@@ -69,28 +77,44 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "keygen":
-        pair = generate_keypair()
-        print(f"private_key = \"{pair.private_hex}\"")
-        print(f"public_key = \"{pair.public_hex}\"")
-        return 0
     try:
-        config = hub_config.load(args.config)
-    except ConfigError as exc:
-        print(f"配置错误 config error:\n{exc}", file=sys.stderr)
-        return 2
-    if args.command == "check":
-        print(f"{args.config}: ok ({len(config.devices)} device(s), {len(config.staff)} staff)")
-        return 0
-    clock = clocks.from_spec(getattr(args, "clock", None), config.timezone)
-    store = Store(config.store.url, clock)
-    try:
-        return COMMANDS[args.command](args, config, store)
-    except ValueError as exc:
-        print(f"错误 error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        store.close()
+        if args.command == "keygen":
+            return keyfile.keygen(args.out)
+        try:
+            config = hub_config.load(args.config)
+        except ConfigError as exc:
+            print(exc.report(), file=sys.stderr)
+            return 2
+        if args.command == "check":
+            warning = example_key_warning(config.private_key_hex(), "hall-hub")
+            if warning:
+                print(warning, file=sys.stderr)
+            print(f"{args.config}: ok ({len(config.devices)} device(s), {len(config.staff)} staff)")
+            return 0
+        try:
+            clock = clocks.from_spec(getattr(args, "clock", None), config.timezone)
+            store = Store(config.store.url, clock, create=_creates_store(args),
+                          device_keys=config.device_keys())
+        except ValueError as exc:  # a bad --clock, a missing store
+            print(f"错误 error: {exc}", file=sys.stderr)
+            return 2
+        try:
+            return COMMANDS[args.command](args, config, store)
+        except ValueError as exc:
+            print(f"错误 error: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            store.close()
+            sys.stdout.flush()  # so that a reader gone away (`| head`) shows here, not at exit
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _creates_store(args: argparse.Namespace) -> bool:
+    """Only the daemon and the set-up commands create the store; readers need one that exists."""
+    return (args.command == "run" or getattr(args, "leave_command", None) == "add"
+            or getattr(args, "staff_command", None) == "enroll")
 
 
 def _run(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
@@ -98,6 +122,7 @@ def _run(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
                         format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
     from hub.service import HubService
 
+    store.clock_policy = "clamp"  # the daemon never stops over a clock stepped back: entries keep order
     service = HubService(config, store.clock, store)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -106,10 +131,20 @@ def _run(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     return 0
 
 
+def _as_of(text: str | None, day: date, config: HubConfig, store: Store) -> datetime:
+    """`--at`: HH:MM (on the report's day), an ISO date-time, or now."""
+    if text is None:
+        return store.clock.now()
+    try:
+        moment = (datetime.combine(day, time.fromisoformat(text)) if ":" in text and "T" not in text
+                  and " " not in text.strip() else datetime.fromisoformat(text))
+    except ValueError:
+        raise ValueError(f"--at {text!r}: give HH:MM or YYYY-MM-DDTHH:MM") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=config.tz)
+
+
 def _attendance(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
-    now = args.at or store.clock.now()
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=config.tz)
+    now = _as_of(args.at, args.date, config, store)
     rows = attendance(config, store, args.date, now)
     print(attendance_json(rows, config) if args.json else attendance_table(rows, config))
     return 0
@@ -121,15 +156,19 @@ def _log(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
         if report.ok:
             print(f"日志完整 log verified: {report.entries} entries, chain and signatures hold")
             return 0
-        print(f"日志校验失败 log verification FAILED at entry {report.first_bad}: {report.problem}",
-              file=sys.stderr)
+        where = f" at entry {report.first_bad}" if report.first_bad is not None else ""
+        print(f"日志校验失败 log verification FAILED{where}: {report.problem}", file=sys.stderr)
         return 1
     entries = store.audit(after_seq=args.after, kind=args.kind)
     if args.json:
         print(json.dumps([entry_json(e) for e in entries], ensure_ascii=False, indent=1))
-    else:
-        for entry in entries:
-            print(render_entry(entry))
+        return 0
+    shown = 0
+    for entry in entries:
+        print(render_entry(entry))
+        shown += 1
+    if not shown:
+        print(EMPTY)
     return 0
 
 
@@ -145,9 +184,7 @@ def _moment(text: str, config: HubConfig, *, end_of_day: bool) -> datetime:
 
 def _leave(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     if args.leave_command == "list":
-        for item in store.leaves():
-            print(f"{item.staff}\t{item.start.isoformat()}\t{item.end.isoformat()}\t"
-                  f"审批 {item.approver}\t{item.reason}")
+        print(leave_text(store.leaves(), config.tz, names_of(config)))
         return 0
     if args.staff not in {member.id for member in config.staff}:
         raise ValueError(f"staff {args.staff!r} is not on the roster")
@@ -168,8 +205,7 @@ def _quarantine(args: argparse.Namespace, config: HubConfig, store: Store) -> in
                            "reason": q.reason, "detail": q.detail} for q in items],
                          ensure_ascii=False, indent=1))
     else:
-        for q in items:
-            print(f"{q.received_at.isoformat(timespec='seconds')}  {q.reason:<15} {q.topic}  {q.detail}")
+        print(quarantine_text(items, config.tz))
     return 0
 
 

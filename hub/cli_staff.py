@@ -48,12 +48,14 @@ def _staff(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
         return 0
     if args.staff_command == "identify":
         found = identify(store, args.photos)
+        names = {member.id: member.name for member in config.staff}
         if args.json:
-            print(json.dumps([vars(f) for f in found], ensure_ascii=False, indent=1))
+            print(json.dumps([{**vars(f), "name": names.get(f.staff or "")} for f in found],
+                             ensure_ascii=False, indent=1))
         else:
             for f in found:
-                print(f"{f.photo}: {f.staff or '(unknown)'} distance {f.distance_milli / 1000:.3f} "
-                      f"{f.decision}")
+                who = f"{f.staff} {names.get(f.staff, '')}".rstrip() if f.staff else "(unknown)"
+                print(f"{f.photo}: {who} distance {f.distance_milli / 1000:.3f} {f.decision}")
         return 0
     try:
         entries = enroll(config, store, args.staff, args.photos)

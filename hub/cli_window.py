@@ -14,19 +14,18 @@ from hub.config import HubConfig
 from hub.domain import Finding
 from hub.hall import CLOSURE_KIND, cases, day_findings, end_of, find_case, hall_day, month_days
 from hub.monthly import write_month
+from hub.rules.away import DeskOwners
 from hub.rules.ratings import by_day, by_month, by_staff, by_window, statistics
 from hub.scheduler import finding_data, finding_key
 from hub.store.store import Store
+from hub.views import Names, away_text, cases_text, findings_text, ratings_text, stats_text
 from wire.envelope import format_ts
 
 Handler = Callable[[argparse.Namespace, HubConfig, Store], int]
-LEVEL_ZH = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
-FINDING_ZH = {
-    "late_return": "未按时归岗", "unattended_window": "窗口无人 (AB岗缺岗)", "rating_misuse": "重复评价",
-    "unattended_rating": "无人在岗的评价", "case_overdue": "差评整改逾期", "absence": "旷工",
-    "device_offline": "设备离线", "case_opened": "差评整改立案", "buddy_punch": "疑似代打卡",
-    "liveness_failed": "活体检测未通过", "face_review": "人脸比对需复核",
-}
+
+
+def names_of(config: HubConfig) -> Names:
+    return Names({member.id: member.name for member in config.staff})
 
 
 def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
@@ -92,19 +91,12 @@ def _ratings(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
             **{f"by_{name}": _stats(statistics(rated, key)) for name, key in keys},
         }, ensure_ascii=False, indent=1))
         return 0
-    for r in rated:
-        flags = ",".join(r.flags)
-        print(f"{r.rating.at.astimezone(config.tz):%m-%d %H:%M:%S} 窗口{r.rating.window:<4} "
-              f"{r.rating.level} {LEVEL_ZH[r.rating.level]:<6} {r.staff or '(无人在岗)':<8} "
-              f"{'计入' if r.counted else '不计'} {'邀请' if r.rating.invited else ''} {flags}")
+    names = names_of(config)
+    print(ratings_text(rated, config.tz, names))
     titles = {"staff": "按人员 by staff", "window": "按窗口 by window", "day": "按日 by day",
               "month": "按月 by month"}
     for name, key in keys:
-        print(f"-- {titles[name]}")
-        for value, stats in statistics(rated, key).items():
-            levels = " ".join(f"{level}:{stats.counts.get(level, 0)}" for level in range(5, 0, -1))
-            print(f"{value}: {stats.total} 条 ({levels}), 满意率 {stats.rate_permille / 10:.1f}%, "
-                  f"标记 {stats.flagged}")
+        print(stats_text(titles[name], statistics(rated, key), names if name == "staff" else None))
     return 0
 
 
@@ -124,12 +116,9 @@ def _away(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     if args.json:
         print(json.dumps(items, ensure_ascii=False, indent=1))
         return 0
-    def hm(moment: datetime | None, missing: str) -> str:
-        return moment.astimezone(config.tz).strftime("%H:%M") if moment else missing
-
-    for p in periods:
-        print(f"窗口{p.window:<4} {p.desk:<8} {p.state:<7} {p.reason or '-':<8} {hm(p.start, '-')} → "
-              f"申报 {hm(p.declared_return, '-')} 实际 {hm(p.actual_return, '未归')}")
+    owners = DeskOwners(config.roster())
+    owner = {(p.window, p.desk): owners.of(p.window, p.desk) for p in periods}
+    print(away_text(periods, config.tz, owner, names_of(config)))
     return 0
 
 
@@ -148,10 +137,7 @@ def _findings(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     if args.json:
         print(json.dumps([finding_data(f) for f in found], ensure_ascii=False, indent=1))
         return 0
-    for f in found:
-        end = f.end.astimezone(config.tz).strftime("%H:%M") if f.end else "…"
-        print(f"{f.start.astimezone(config.tz):%H:%M}-{end} {FINDING_ZH.get(f.kind, f.kind)} "
-              f"窗口 {f.window or '-'} 人员 {f.staff or '-'} {json.dumps(f.detail, ensure_ascii=False)}")
+    print(findings_text(found, config.tz, names_of(config)))
     return 0
 
 
@@ -178,10 +164,7 @@ def _cases(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
                            "closed_by": c.closed_by, "result": c.result, "note": c.note,
                            "overdue": c.id in overdue_ids} for c in found], ensure_ascii=False, indent=1))
         return 0
-    for c in found:
-        state = "已办结" if c.closed_at else ("逾期" if c.id in overdue_ids else "待整改")
-        print(f"{c.id} 窗口{c.window} {c.staff or '-'} 差评{c.level} 期限 {c.deadline} {state} "
-              f"{c.closed_by or ''} {c.result or ''} {','.join(c.flags)}")
+    print(cases_text(found, overdue_ids, config.tz, names_of(config)))
     return 0
 
 

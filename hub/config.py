@@ -11,10 +11,11 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from hub.domain import Schedule, Session, StaffMember
 from hub.rules.attendance import CardIndex, parse_card
-from wire import configfile
-from wire.configfile import HexKey, Name, check_timezone
+from wire import configfile, keyfile
+from wire.configfile import FilePath, HexKey, Name, check_timezone
 
 _Section = configfile.Section
+PROGRAM = "hall-hub"  # named in the hint of a bad key file
 
 
 class BrokerConfig(_Section):
@@ -22,7 +23,7 @@ class BrokerConfig(_Section):
     listen: str = Field("127.0.0.1:1883", description="host:port of the embedded broker")
     username: str | None = None
     password: str | None = None
-    ca_file: Path | None = None
+    ca_file: FilePath | None = None
     client_id: str | None = Field(None, description="defaults to hall-hub-{hall}")
 
     @field_validator("url")
@@ -102,6 +103,8 @@ class ScheduleConfig(_Section):
     workdays: list[Annotated[int, Field(ge=1, le=7)]] = Field(default_factory=lambda: [1, 2, 3, 4, 5])
     holidays: list[date] = Field(default_factory=list)
     makeup_workdays: list[date] = Field(default_factory=list, description="调休: weekend days worked")
+    since: date | None = Field(None, description="go-live: days before are not judged "
+                                                 "(default: the day of the log's first entry)")
 
     def to_domain(self) -> Schedule:
         return Schedule(
@@ -113,6 +116,7 @@ class ScheduleConfig(_Section):
             workdays=frozenset(self.workdays),
             holidays=frozenset(self.holidays),
             makeup_workdays=frozenset(self.makeup_workdays),
+            since=self.since,
         )
 
 
@@ -138,14 +142,14 @@ class FaceConfig(_Section):
 
 
 class ReportsConfig(_Section):
-    dir: Path = Field(Path("reports"), description="where the monthly summaries are written")
+    dir: FilePath = Field(Path("reports"), description="where the monthly summaries are written")
 
 
 class HubConfig(_Section):
     hall: Name
     timezone: str = "Asia/Shanghai"
     private_key: HexKey | None = Field(None, description="the hub's Ed25519 private key")
-    private_key_file: Path | None = None
+    private_key_file: FilePath | None = Field(None, description="a file holding the private key alone")
     topic_prefix: str = "hall/v1"
     broker: BrokerConfig = BrokerConfig()
     store: StoreConfig = StoreConfig()
@@ -202,7 +206,7 @@ class HubConfig(_Section):
         if self.private_key is not None:
             return self.private_key
         assert self.private_key_file is not None
-        return self.private_key_file.read_text(encoding="utf-8").strip()
+        return keyfile.read_private(self.private_key_file, PROGRAM)
 
     def device_keys(self) -> dict[str, str]:
         return {device.id: device.public_key for device in self.devices}
@@ -215,9 +219,8 @@ class HubConfig(_Section):
 
 
 def load(path: str | Path) -> HubConfig:
+    """The validated config, its key file read once so that `check` sees what `run` would."""
     config = configfile.load(path, HubConfig)
-    if config.private_key_file is not None and not config.private_key_file.exists():
-        raise configfile.ConfigError(
-            Path(path), [f"{path}: private_key_file: {config.private_key_file} does not exist"]
-        )
+    if config.private_key_file is not None:
+        configfile.read_key_file(Path(path), config.private_key_file, PROGRAM)
     return config

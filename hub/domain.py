@@ -6,7 +6,26 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any, Literal
 
-AttendanceStatus = Literal["on_time", "late", "early_leave", "absent", "leave", "holiday", "pending"]
+AttendanceStatus = Literal[
+    "on_time", "late", "early_leave", "absent", "leave", "holiday", "pending", "not_live"
+]
+
+# Every kind of audit log entry, with its name for people. Store.append refuses any other kind.
+LOG_KINDS: dict[str, str] = {
+    "event": "事件",
+    "quarantine": "隔离",
+    "leave": "请假",
+    "roster": "名册",
+    "face_enroll": "人脸录入",
+    "case_closed": "整改办结",
+    "seq_reset": "序号重置",
+    "seq_gap": "序号缺口",
+    "device_state": "设备状态",
+    "clock_drift": "时钟偏差",
+    "finding": "督查发现",
+    "daily_close": "日结",
+    "monthly_report": "月度汇总",
+}
 
 
 @dataclass(frozen=True)
@@ -35,12 +54,15 @@ class Quarantined:
 
 @dataclass(frozen=True)
 class Leave:
+    """An approved leave. `id` is its row in the leave table (0 before it is stored)."""
+
     staff: str
     start: datetime
     end: datetime
     approver: str
     reason: str
     recorded_at: datetime
+    id: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -71,6 +93,7 @@ class Schedule:
     workdays: frozenset[int] = frozenset({1, 2, 3, 4, 5})  # ISO weekdays, Monday = 1
     holidays: frozenset[date] = frozenset()
     makeup_workdays: frozenset[date] = frozenset()  # 调休: weekend days worked
+    since: date | None = None  # go-live: days before it are not judged
 
 
 @dataclass(frozen=True)

@@ -35,12 +35,21 @@ class FaceFound:
 
 
 def _load(path: Path) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     try:
-        image = Image.open(path).convert("RGB")
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
+    except FileNotFoundError as exc:
+        raise EnrollError(f"{path}: 照片不存在 no such file") from exc
+    except IsADirectoryError as exc:
+        raise EnrollError(f"{path}: is a directory, not a photo") from exc
+    except UnidentifiedImageError as exc:
+        raise EnrollError(f"{path}: 不是图片 not an image PIL can read (JPEG, PNG, ...)") from exc
+    except Image.DecompressionBombError as exc:
+        raise EnrollError(f"{path}: too large to be a photo ({exc})") from exc
     except (OSError, ValueError) as exc:
-        raise EnrollError(f"{path}: cannot read the photo: {exc}") from exc
+        raise EnrollError(f"{path}: cannot read the photo: {getattr(exc, 'strerror', None) or exc}") from exc
     if max(image.size) > MAX_SIDE:
         image.thumbnail((MAX_SIDE, MAX_SIDE))
     return np.asarray(image)

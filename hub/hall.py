@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 
 from hub.config import HubConfig
 from hub.domain import AttributedRating, AwayPeriod, Finding, SessionAttendance
-from hub.reports import attendance, day_bounds
+from hub.reports import attendance, day_bounds, schedule_of
 from hub.rules.attendance import CardIndex, buddy_punch
 from hub.rules.away import SignEvent, away_periods, late_returns, unattended_windows
 from hub.rules.cases import Case, CaseClosure, apply_closures, case_id, open_cases, overdue
@@ -65,14 +65,15 @@ def policy(config: HubConfig) -> RatingPolicy:
 
 def hall_day(config: HubConfig, store: Store, day: date, now: datetime) -> HallDay:
     since, until = day_bounds(config, day)
+    schedule = schedule_of(config, store)
     rows = attendance(config, store, day, now)
     periods = away_periods(signs_between(store, since, until))
     attributed = attribute(ratings_between(store, since, until), config.roster(), {day: rows}, periods,
-                           policy(config), config.tz, schedule=config.schedule.to_domain())
+                           policy(config), config.tz, schedule=schedule)
     findings = [
         *late_returns(periods, now, grace_minutes=config.alerts.late_return_grace_minutes,
                       roster=config.roster()),
-        *unattended_windows(day, config.roster(), config.schedule.to_domain(), rows, periods, now,
+        *unattended_windows(day, config.roster(), schedule, rows, periods, now,
                             config.tz, min_minutes=config.alerts.unattended_min_minutes),
         *rating_findings(attributed),
     ]
@@ -93,7 +94,7 @@ def cases(config: HubConfig, store: Store, since: date, until: date, now: dateti
     found: list[Case] = []
     day = since
     while day <= until:
-        found.extend(open_cases(hall_day(config, store, day, now).ratings, config.schedule.to_domain(),
+        found.extend(open_cases(hall_day(config, store, day, now).ratings, schedule_of(config, store),
                                 config.cases.deadline_days, tz=config.tz))
         day += timedelta(days=1)
     ids = {case.id for case in found}
@@ -125,7 +126,7 @@ def day_findings(config: HubConfig, store: Store, day: date, now: datetime) -> l
             start = datetime.combine(row.date, sessions[row.session].start, tzinfo=config.tz)
             found.append(Finding("absence", None, row.staff, start, None,
                                  {"session": row.session, "name": row.name}, ()))
-    for case in open_cases(hall.ratings, config.schedule.to_domain(), config.cases.deadline_days,
+    for case in open_cases(hall.ratings, schedule_of(config, store), config.cases.deadline_days,
                            tz=config.tz):
         found.append(Finding("case_opened", case.window, case.staff, case.opened_at, None,
                              {"case": case.id, "level": case.level, "deadline": case.deadline.isoformat(),

@@ -13,7 +13,8 @@ from openpyxl.styles import Font
 
 from hub.config import HubConfig
 from hub.hall import hall_day, month_days
-from hub.rules.attendance import is_workday
+from hub.reports import schedule_of
+from hub.rules.attendance import before_go_live, is_workday
 from hub.rules.away import DeskOwners
 from hub.store.store import Store
 
@@ -25,18 +26,22 @@ HEADER = [
 
 
 def month_rows(config: HubConfig, store: Store, month: str, now: datetime) -> list[list[object]]:
-    schedule = config.schedule.to_domain()
+    """One row per staff member. Only sessions judged by `now` count: workdays from the hall's
+    go-live on, sessions that have started (a future leave changes nothing yet)."""
+    schedule = schedule_of(config, store)
+    starts = {s.name: s.start for s in schedule.sessions}
     status: dict[str, Counter[str]] = {m.id: Counter() for m in config.staff}
     levels: dict[str, Counter[int]] = {m.id: Counter() for m in config.staff}
     away: Counter[str] = Counter()
     late_returns: Counter[str] = Counter()
     owners = DeskOwners(config.roster())
     for day in month_days(month):
-        if not is_workday(day, schedule):
+        if not is_workday(day, schedule) or before_go_live(day, schedule):
             continue
         hall = hall_day(config, store, day, now)
         for row in hall.attendance:
-            status[row.staff][row.status] += 1
+            if datetime.combine(day, starts[row.session], tzinfo=config.tz) <= now:
+                status[row.staff][row.status] += 1
         for rated in hall.ratings:
             if rated.staff is not None and rated.counted:
                 levels[rated.staff][rated.rating.level] += 1

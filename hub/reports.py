@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
 from hub.config import HubConfig
-from hub.domain import AuditEntry, Punch, SessionAttendance
+from hub.domain import AuditEntry, Punch, Schedule, SessionAttendance
 from hub.rules.attendance import CardIndex, attendance_for_day, punch_for
 from hub.store.store import Store
+from hub.text import table
 
 STATUS_ZH = {
     "on_time": "正常",
@@ -19,7 +22,19 @@ STATUS_ZH = {
     "leave": "请假",
     "holiday": "休息日",
     "pending": "待定",
+    "not_live": "未启用",
 }
+
+
+def schedule_of(config: HubConfig, store: Store) -> Schedule:
+    """The hall's schedule with its go-live date: `[schedule] since`, or else the day of the log's
+    first entry (days before the hall went live are not judged)."""
+    schedule = config.schedule.to_domain()
+    if schedule.since is None:
+        first = store.first_audit()
+        if first is not None:
+            schedule = replace(schedule, since=first.at.astimezone(config.tz).date())
+    return schedule
 
 
 def day_bounds(config: HubConfig, day: date) -> tuple[datetime, datetime]:
@@ -42,7 +57,7 @@ def attendance(config: HubConfig, store: Store, day: date, now: datetime) -> lis
     return attendance_for_day(
         day,
         config.roster(),
-        config.schedule.to_domain(),
+        schedule_of(config, store),
         punches_on(config, store, day),
         store.leaves(),
         now,
@@ -76,26 +91,11 @@ def attendance_json(rows: Sequence[SessionAttendance], config: HubConfig) -> str
 
 
 def attendance_table(rows: Sequence[SessionAttendance], config: HubConfig) -> str:
-    header = f"{'工号':<8}{'姓名':<8}{'时段':<6}{'首次打卡':<10}{'末次打卡':<10}状态"
-    lines = [header, "-" * 56]
-    for row in rows:
-        lines.append(
-            f"{row.staff:<10}{_pad(row.name, 10)}{_pad(row.session, 8)}"
-            f"{_hm(row.first, config) or '-':<12}{_hm(row.last, config) or '-':<12}"
-            f"{STATUS_ZH[row.status]} {row.status}"
-        )
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row.status] = counts.get(row.status, 0) + 1
-    lines.append("-" * 56)
-    lines.append("合计 " + ", ".join(f"{STATUS_ZH[k]} {v}" for k, v in sorted(counts.items())))
-    return "\n".join(lines)
-
-
-def _pad(text: str, width: int) -> str:
-    """Pad to a display width, counting CJK characters as two columns."""
-    shown = sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
-    return text + " " * max(1, width - shown)
+    body = [(row.staff, row.name, row.session, _hm(row.first, config), _hm(row.last, config),
+             f"{STATUS_ZH[row.status]} {row.status}") for row in rows]
+    text = table(("工号", "姓名", "时段", "首次打卡", "末次打卡", "状态"), body)
+    counts = Counter(row.status for row in rows)
+    return text + "\n合计 " + ", ".join(f"{STATUS_ZH[k]} {v}" for k, v in sorted(counts.items()))
 
 
 def entry_json(entry: AuditEntry) -> dict[str, object]:

@@ -55,6 +55,7 @@ class HallScheduler:
         self.config, self.store, self.clock = config, store, clock
         self._devices_seen = devices_seen
         self._monotonic = monotonic
+        self._started = monotonic()
         self._lock = threading.Lock()
         self._recorded = {e.ref for e in store.entries("finding") if e.ref}
         self._closed_days = {str(e.data.get("date")) for e in store.entries("daily_close")}
@@ -95,7 +96,10 @@ class HallScheduler:
         seen = self._devices_seen()
         for device in self.config.devices:
             last, online = seen.get(device.id, (None, False))
-            offline = last is None or not online or self._monotonic() - last > limit
+            if last is None:  # never heard of since the hub started: give it the same grace
+                offline = self._monotonic() - self._started > limit
+            else:
+                offline = not online or self._monotonic() - last > limit
             if offline and device.id not in self._offline:
                 self._offline.add(device.id)
                 finding = Finding("device_offline", None, None, now, None,

@@ -158,6 +158,7 @@ class HubService:
         self._republish.set()  # the run thread republishes the roster and the watermarks
         self.connected.set()
         log.info("hub connected (session present: %s)", flags.session_present)
+        log.info("ready: subscribed to %s/%s", self.config.topic_prefix, self.config.hall)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
                        reason: mqtt.ReasonCode, properties: object) -> None:

@@ -81,6 +81,26 @@ def test_session_status(clocks: list[str], now: str, require_leave: bool, expect
     assert morning.last == (at(clocks[-1]) if clocks else None)
 
 
+@pytest.mark.parametrize(("clocks", "now", "expected", "first"), [
+    pytest.param(["09:10"], "09:00", "pending", None, id="a_later_punch_is_not_known_yet"),
+    pytest.param(["08:20", "09:10"], "09:00", "on_time", "08:20", id="only_punches_up_to_now"),
+    pytest.param(["12:00", "13:52"], "10:00", "pending", None, id="afternoon_punch_not_on_time_at_10"),
+])
+def test_judged_as_of_now(clocks: list[str], now: str, expected: str, first: str | None) -> None:
+    rows = attendance_for_day(DAY, ROSTER, SCHEDULE, punches(*clocks), [], at(now), TZ)
+    morning = rows_by_session(rows)["morning"]
+    assert (morning.status, morning.first) == (expected, at(first) if first else None)
+    assert {r.status for r in rows if r.session == "afternoon"} == {"pending"}
+
+
+def test_days_before_go_live_are_not_judged() -> None:
+    live = replace(SCHEDULE, since=date(2026, 11, 25))
+    before = attendance_for_day(DAY, ROSTER, live, [], [], at("18:00"), TZ)
+    assert {r.status for r in before} == {"not_live"}
+    after = attendance_for_day(date(2026, 11, 25), ROSTER, live, [], [], at("18:00", date(2026, 11, 25)), TZ)
+    assert {r.status for r in after} == {"absent"}
+
+
 def test_rows_follow_roster_and_schedule_order() -> None:
     rows = attendance_for_day(DAY, (LI, ZHANG), SCHEDULE, punches("08:30", "12:00"), [], at("09:00"), TZ)
     assert [(r.staff, r.name, r.session, r.date) for r in rows] == [

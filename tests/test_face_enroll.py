@@ -92,6 +92,6 @@ def test_identify_cli_json(hall: tuple[Path, Store]) -> None:
         capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert [set(r) for r in rows] == [{"photo", "staff", "distance_milli", "decision"}] * 2
+    assert [set(r) for r in rows] == [{"photo", "staff", "name", "distance_milli", "decision"}] * 2
     assert (rows[0]["staff"], rows[0]["decision"]) == ("S002", "match")
     assert (rows[1]["staff"], rows[1]["decision"]) == (None, "unknown")

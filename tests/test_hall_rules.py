@@ -377,10 +377,11 @@ def test_add_working_days(start: date, n: int, schedule: Schedule, expected: dat
 
 
 def test_open_cases_for_bad_ratings_only() -> None:
-    out = attributed([5, 3, 2, 1], counted=[True, True, True, False])
-    cases = open_cases(out + out[-1:], SCHEDULE, deadline_days=3, tz=TZ)
+    out = attributed([5, 3, 2, 1, 1], counted=[True, True, True, True, False])  # the last: misuse
+    uninvited = replace(out[3], counted=False, flags=("not_invited",))
+    cases = open_cases(out[:3] + [uninvited, uninvited, out[4]], SCHEDULE, deadline_days=3, tz=TZ)
     assert [(c.level, c.deadline, c.flags, c.closed_at) for c in cases] == [
-        (2, date(2026, 11, 27), (), None), (1, date(2026, 11, 27), ("misuse_repeat",), None)]
+        (2, date(2026, 11, 27), (), None), (1, date(2026, 11, 27), ("not_invited",), None)]
     assert cases[0].id == case_id(out[2].rating.event_id) and cases[0].id.startswith("C-")
     assert len(cases[0].id) == 14 and cases[0].rating_event == out[2].rating.event_id
 

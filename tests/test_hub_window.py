@@ -7,6 +7,7 @@ import csv
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -34,7 +35,15 @@ def at(hm: str) -> datetime:
 
 
 @pytest.fixture
-def hall(tmp_path: Path) -> tuple[Path, Store]:
+def hall(tmp_path: Path) -> Iterator[tuple[Path, Store]]:
+    config, store = make_hall(tmp_path)
+    yield config, store
+    store.close()
+
+
+def make_hall(tmp_path: Path) -> tuple[Path, Store]:
+    """A hall day in a SQLite store: two staff, punches, ratings (a misuse repeat, a bad one while
+    nobody was on duty), an away period returned late. The log's entries are at 18:00 that day."""
     config = tmp_path / "hub.toml"
     config.write_text(
         f'hall = "h1"\nprivate_key = "{HUB.private_hex}"\n[store]\nurl = "sqlite:///hub.db"\n'
@@ -72,8 +81,7 @@ def hall(tmp_path: Path) -> tuple[Path, Store]:
         assert isinstance(item, StoredEvent), item
         items.append(item)
     assert store.ingest(items) == ["stored"] * len(items)
-    yield config, store
-    store.close()
+    return config, store
 
 
 def hub_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -137,9 +145,15 @@ def test_cases_open_close_and_overdue(hall: tuple[Path, Store]) -> None:
 def test_scheduler_records_findings_with_sources_and_closes_the_day(hall: tuple[Path, Store]) -> None:
     config, store = hall
     loaded = hub_config.load(config)
-    scheduler = HallScheduler(loaded, store, FixedClock(at("23:45")), devices_seen=dict)
+    seconds = [0.0]
+    scheduler = HallScheduler(loaded, store, FixedClock(at("23:45")), devices_seen=dict,
+                              monotonic=lambda: seconds[0])
+    seconds[0] = 59.0  # a box not heard of since the hub started gets offline_after_seconds (60)
     found = scheduler.check()
-    assert {"late_return", "device_offline", "case_opened"} <= {f.kind for f in found}
+    assert {"late_return", "case_opened"} <= {f.kind for f in found}
+    assert "device_offline" not in {f.kind for f in found}
+    seconds[0] = 61.0
+    assert [f.kind for f in scheduler.check()] == ["device_offline"]
     opened = [f for f in found if f.kind == "case_opened"]
     assert len(opened) == 2 and all(len(f.sources) == 1 for f in opened)
     entries = list(store.entries("finding"))

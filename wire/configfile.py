@@ -12,18 +12,28 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from wire.envelope import HEX64_RE, NAME_RE
+from wire import keyfile
+from wire.envelope import HEX64_RE, NAME_RE, load_private_key, public_hex_of
 
 Model = TypeVar("Model", bound=BaseModel)
 
 Name = Annotated[str, Field(pattern=NAME_RE.pattern, description="lowercase letters, digits, _ and -")]
 HexKey = Annotated[str, Field(pattern=HEX64_RE.pattern, description="64 lowercase hex characters")]
+# TOML has no path type: a path is written as a string, which strict mode alone would refuse.
+FilePath = Annotated[Path, Field(strict=False)]
+
+# The public keys of the private keys shipped in config/keys/ for the examples: known to everyone.
+EXAMPLE_PUBLIC_KEYS = frozenset({
+    "a99f9020ac0919d430727ca99e3f61859fb22e213455e72150529bf907050632",  # example-hub.key
+    "aff41766b8215acafed2b84c2e9dc4f81d1ed0aeeeaed9ec1c16a1c22ca65136",  # example-entrance.key
+    "21b4a673a39f7cd48187dd3477315f36cb7e53d4f353ac01c84e1f46f9acbed2",  # example-win03.key
+})
 
 
 class Section(BaseModel):
-    """A config section: every key known, nothing changed after loading."""
+    """A config section: every key known, nothing changed after loading, no "9600" taken for 9600."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def check_timezone(value: str) -> str:
@@ -42,6 +52,12 @@ class ConfigError(Exception):
         self.problems = problems
         super().__init__("\n".join(problems))
 
+    def report(self) -> str:
+        """What a command prints: one line for one problem, else a heading and a line for each."""
+        if len(self.problems) == 1:
+            return f"配置错误 config error: {self.problems[0]}"
+        return "配置错误 config error:\n" + "\n".join(self.problems)
+
 
 def key_path(location: tuple[int | str, ...]) -> str:
     text = ""
@@ -56,6 +72,12 @@ def load(path: str | Path, model: type[Model]) -> Model:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(path, [f"{path}: file not found"]) from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(path, [f"{path}: is a directory, not a config file"]) from exc
+    except OSError as exc:
+        raise ConfigError(path, [f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, [f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8"]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, [f"{path}: not valid TOML: {exc}"]) from exc
     try:
@@ -84,3 +106,19 @@ def _input_path(raw: object, location: tuple[int | str, ...]) -> tuple[int | str
             node = None
         kept.append(part)
     return tuple(kept)
+
+
+def read_key_file(config_path: Path, key_file: Path, program: str) -> str:
+    """The private key `private_key_file` names, or a ConfigError saying what is wrong with the file."""
+    try:
+        return keyfile.read_private(key_file, program)
+    except keyfile.KeyFileError as exc:
+        raise ConfigError(config_path, [f"{config_path}: private_key_file: {exc}"]) from exc
+
+
+def example_key_warning(private_hex: str, program: str) -> str | None:
+    """A warning when the private key is one shipped with the examples, else None."""
+    if public_hex_of(load_private_key(private_hex)) not in EXAMPLE_PUBLIC_KEYS:
+        return None
+    return (f"警告 warning: 示例密钥 example key: make your own with `{program} keygen --out FILE` "
+            "before deployment (this key is published with hall-hardware)")

@@ -27,6 +27,11 @@ def is_workday(day: date, schedule: Schedule) -> bool:
     return day.isoweekday() in schedule.workdays
 
 
+def before_go_live(day: date, schedule: Schedule) -> bool:
+    """Whether the day is before the hall went live (``schedule.since``): such days are not judged."""
+    return schedule.since is not None and day < schedule.since
+
+
 def dedupe_punches(punches: Sequence[Punch], minutes: int) -> list[Punch]:
     """Punches sorted by time, dropping any within ``minutes`` (inclusive) of the same staff
     member's last kept punch, so a burst of taps counts once."""
@@ -123,6 +128,7 @@ def attendance_for_day(
     Punches are deduplicated (``schedule.duplicate_punch_minutes``), converted to ``tz`` and
     assigned to the nearest session. Status, first rule that applies:
 
+    0. ``not_live``: the day is before ``schedule.since`` (the hall was not live yet);
     1. ``holiday``: the day is not a workday;
     2. ``leave``: an approved leave (non-empty approver) overlaps the session interval;
     3. ``absent``: no punch and ``now >= start + absent_after``, or first punch after that;
@@ -135,14 +141,17 @@ def attendance_for_day(
     A late arrival who also left early stays ``late`` (rule 5 comes first). Punch times are
     compared at whole-second precision (sub-second parts are ignored), so 08:35:00.900 is on
     time with a 5 minute grace from 08:30. ``first``, ``last`` and ``punches`` are filled from
-    the punches whatever the status, in ``tz``.
+    the punches whatever the status, in ``tz``. The day is judged as of ``now``: punches after
+    ``now`` are not known yet and are left out.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     workday = is_workday(day, schedule)
+    not_live = before_go_live(day, schedule)
     bounds = _session_bounds(day, schedule, tz)
     by_staff: dict[str, list[Punch]] = {}
-    for punch in dedupe_punches(punches, schedule.duplicate_punch_minutes):
+    known = [punch for punch in punches if punch.at <= now]
+    for punch in dedupe_punches(known, schedule.duplicate_punch_minutes):
         by_staff.setdefault(punch.staff, []).append(punch)
     rows: list[SessionAttendance] = []
     for member in roster:
@@ -151,7 +160,9 @@ def attendance_for_day(
         for session, start, end in bounds:
             times = tuple(p.at.astimezone(tz) for p in assigned[session.name])
             status: AttendanceStatus
-            if not workday:
+            if not_live:
+                status = "not_live"
+            elif not workday:
                 status = "holiday"
             elif any(lv.start < end and lv.end > start for lv in approved):
                 status = "leave"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 
 from hub.domain import AwayPeriod, Finding, Schedule, SessionAttendance, SignEvent, StaffMember
-from hub.rules.attendance import is_workday
+from hub.rules.attendance import before_go_live, is_workday
 
 __all__ = [
     "AwayPeriod",
@@ -265,7 +265,7 @@ def unattended_windows(
     at least ``min_minutes`` are returned, ordered by (start, window); ``sources`` are the sign
     events of the away periods that overlap it.
     """
-    if not is_workday(day, schedule):
+    if not is_workday(day, schedule) or before_go_live(day, schedule):
         return []
     rows = {(r.staff, r.session): r for r in attendance_rows if r.date == day}
     day_start = datetime.combine(day, datetime.min.time(), tzinfo=tz)

@@ -55,9 +55,11 @@ def open_cases(
 ) -> list[Case]:
     """One open case per bad rating (levels 1 and 2), in rating order, duplicates of an event once.
 
-    Every bad press opens a case, counted or not: a complaint is never lost to a policy, and the
-    rating's flags (e.g. ``misuse_repeat``) are copied so the manager can close such a case with
-    that result. The deadline is :func:`add_working_days` after the rating's day, in ``tz`` (or the
+    A bad press opens a case whether the policy counts it or not (an uninvited press, nobody on
+    duty: a complaint is never lost to a policy), and the rating's flags are copied onto the case.
+    A press flagged ``misuse_repeat`` (the same window pressed again within seconds) opens none: it
+    is kept and visible, not counted, and the press it repeats already opened the follow-up.
+    The deadline is :func:`add_working_days` after the rating's day, in ``tz`` (or the
     rating's own offset when None). The seeds ask a written reply within 3 working days; the
     default of 5 is the caller's to set. Two events with the same case id raise ValueError.
     """
@@ -65,7 +67,7 @@ def open_cases(
     owner: dict[str, str] = {}
     for a in attributed:
         r = a.rating
-        if r.level not in BAD_LEVELS:
+        if r.level not in BAD_LEVELS or "misuse_repeat" in a.flags:
             continue
         cid = case_id(r.event_id)
         if cid in owner:

@@ -5,6 +5,11 @@ psycopg 3 driver). Every table is insert-only. Every writing transaction first t
 writer lock (SQLite `BEGIN IMMEDIATE`, PostgreSQL `pg_advisory_xact_lock`), so reading the last
 audit entry and appending after it is safe when several processes (the hub daemon, a CLI adding a
 leave) write at once. Readers never take it.
+
+What the rules read is only what verifies (the check `hall-hub log verify` makes of the whole log,
+applied row by row): leave and the other manual records come from log entries whose hash holds and
+that the next entry links to; events, given the devices' keys, from their signed bytes, skipping
+rows that do not match them.
 """
 
 from __future__ import annotations
@@ -12,25 +17,29 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Collection, Iterator, Sequence
+import logging
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, select, text
 from sqlalchemy.engine import Row
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from hub.domain import AuditEntry, Leave, Quarantined, StoredEvent
+from hub.store.chain import ZERO_HASH, Chain, ClockBehind, ClockPolicy, entry_hash, holds
 from hub.store.schema import audit, events, leaves, metadata, quarantine
 from wire.clock import Clock
-from wire.envelope import canonical, format_ts, parse, parse_ts
+from wire.envelope import WireError, canonical, format_ts, load_public_key, parse, parse_ts, verify
+
+__all__ = ["ZERO_HASH", "ClockBehind", "Store", "StoreMissing", "entry_hash", "sqlalchemy_url"]
+log = logging.getLogger(__name__)
 
 Outcome = Literal["stored", "duplicate", "tamper", "quarantined"]
 
-ZERO_HASH = "0" * 64
-MAX_REF_LEN = 64
 # Key of the PostgreSQL advisory lock that serialises writers ("HALL" in ASCII).
 PG_WRITER_LOCK = 0x48414C4C
 CHUNK = 500  # rows per round trip when streaming
@@ -45,12 +54,6 @@ def sqlalchemy_url(url: str) -> str:
     raise ValueError(f"store URL must be sqlite:///path or postgresql://..., not {url!r}")
 
 
-def entry_hash(seq: int, at: str, kind: str, ref: str | None, data: dict[str, Any], prev: str) -> str:
-    """sha256 hex over the canonical form of an entry's content and the previous entry's hash."""
-    content = {"seq": seq, "at": at, "kind": kind, "ref": ref, "data": data, "prev": prev}
-    return hashlib.sha256(canonical(content)).hexdigest()
-
-
 def payload_fields(payload: bytes) -> dict[str, str]:
     """A quarantined payload as JSON-able text: UTF-8 as is, anything else as base64."""
     try:
@@ -59,18 +62,45 @@ def payload_fields(payload: bytes) -> dict[str, str]:
         return {"payload": base64.b64encode(payload).decode("ascii"), "payload_encoding": "base64"}
 
 
+class StoreMissing(ValueError):
+    """A store that does not exist (or holds no hub tables) where one was expected."""
+
+
 class Store:
-    def __init__(self, url: str, clock: Clock) -> None:
+    """`create=False` refuses a missing database instead of creating an empty one. `device_keys`
+    (device id -> public key hex) makes event reads return only rows that match their signed
+    bytes. `clock_policy`: what a write whose clock is behind the log does (see hub/store/chain.py)."""
+
+    def __init__(self, url: str, clock: Clock, *, create: bool = True,
+                 device_keys: Mapping[str, str] | None = None, clock_policy: ClockPolicy = "refuse") -> None:
         self.clock = clock
+        self.clock_policy: ClockPolicy = clock_policy
         self._sqlite = url.startswith("sqlite:")
+        if self._sqlite and not create:
+            path = Path(url.removeprefix("sqlite:///"))
+            if not path.is_file():
+                raise StoreMissing(f"数据库不存在 no hub database at {path}")
         self._engine: Engine = create_engine(
             sqlalchemy_url(url), connect_args={"timeout": 60} if self._sqlite else {}
         )
         if self._sqlite:
             event.listen(self._engine, "connect", _sqlite_connect)
             event.listen(self._engine, "begin", _sqlite_begin)
-        with self._writing() as conn:
-            metadata.create_all(conn)
+        self._keys = None if device_keys is None else {
+            device: load_public_key(key) for device, key in device_keys.items()}
+        self._verified: dict[str, bytes] = {}  # event id -> digest of the raw bytes that verified
+        self._refused: set[str] = set()  # event ids already warned about
+        self._first: AuditEntry | None = None
+        if create:
+            with self._writing() as conn:
+                metadata.create_all(conn)
+            return
+        with self._engine.connect() as conn:
+            missing = {t.name for t in metadata.sorted_tables} - set(inspect(conn).get_table_names())
+        if missing:
+            self._engine.dispose()
+            raise StoreMissing(f"不是大厅中心数据库 {url.split('@')[-1]} is not a hub store "
+                               f"(no table {', '.join(sorted(missing))})")
 
     def close(self) -> None:
         self._engine.dispose()
@@ -83,7 +113,7 @@ class Store:
         outcomes: list[Outcome] = []
         with self._writing() as conn:
             known = _raws_by_id(conn, ids)
-            chain = _Chain.after_last(conn, self.clock)
+            chain = Chain.after_last(conn, self.clock, self.clock_policy)
             event_rows: list[dict[str, Any]] = []
             quarantine_rows: list[dict[str, Any]] = []
             for item in items:
@@ -117,46 +147,43 @@ class Store:
     def append(self, kind: str, data: dict[str, Any], ref: str | None = None) -> AuditEntry:
         """Append a manual or derived entry (roster, seq_reset, seq_gap, findings...)."""
         with self._writing() as conn:
-            chain = _Chain.after_last(conn, self.clock)
+            chain = Chain.after_last(conn, self.clock, self.clock_policy)
             entry = chain.add(kind, data, ref)
             chain.write(conn)
         return entry
 
     def add_leave(self, leave: Leave) -> AuditEntry:
-        row = {
-            "staff": leave.staff,
-            "start": format_ts(leave.start),
-            "end": format_ts(leave.end),
-            "approver": leave.approver,
-            "reason": leave.reason,
-            "recorded_at": format_ts(leave.recorded_at),
-        }
+        """The leave row and its log entry (the row with its id), in one transaction. The leave's
+        range is the entry's content, never its position in time."""
         with self._writing() as conn:
-            conn.execute(insert(leaves), [row])
-            chain = _Chain.after_last(conn, self.clock)
-            entry = chain.add("leave", dict(row), leave.staff)
+            chain = Chain.after_last(conn, self.clock, self.clock_policy)
+            row = {
+                "staff": leave.staff,
+                "start": format_ts(leave.start),
+                "end": format_ts(leave.end),
+                "approver": leave.approver,
+                "reason": leave.reason,
+                "recorded_at": format_ts(leave.recorded_at),
+            }
+            leave_id = conn.execute(insert(leaves), [row]).inserted_primary_key
+            row = {"id": int(leave_id[0]) if leave_id else 0, **row}
+            entry = chain.add("leave", row, leave.staff)
             chain.write(conn)
         return entry
 
     # --- reading ---------------------------------------------------------------------------
 
     def leaves(self, staff: str | None = None) -> list[Leave]:
-        query = select(leaves).order_by(leaves.c.start, leaves.c.id)
-        if staff is not None:
-            query = query.where(leaves.c.staff == staff)
+        """Approved leave as its verified log entries record it (the table is checked against them
+        by `log verify`; an edited or inserted row changes nothing here)."""
+        found = [leave_of(entry.data) for entry in self.entries("leave")]
+        found = [item for item in found if staff is None or item.staff == staff]
+        return sorted(found, key=lambda item: (item.start, item.id))
+
+    def leave_rows(self) -> list[dict[str, Any]]:
+        """The leave table as stored, for the inspector's check against the log."""
         with self._engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return [
-            Leave(
-                staff=row.staff,
-                start=datetime.fromisoformat(row.start),
-                end=datetime.fromisoformat(row.end),
-                approver=row.approver,
-                reason=row.reason,
-                recorded_at=datetime.fromisoformat(row.recorded_at),
-            )
-            for row in rows
-        ]
+            return [dict(row._mapping) for row in conn.execute(select(leaves).order_by(leaves.c.id))]
 
     def events(
         self,
@@ -176,7 +203,8 @@ class Store:
         if until is not None:
             query = query.where(events.c.ts_utc < _naive_utc(until))
         with self._engine.connect() as conn:
-            return [_stored_event(row) for row in conn.execute(query)]
+            rows = conn.execute(query).all()
+        return [found for row in rows if (found := self._trusted(row)) is not None]
 
     def events_by_id(self, ids: Collection[str]) -> dict[str, StoredEvent]:
         found: dict[str, StoredEvent] = {}
@@ -185,6 +213,39 @@ class Store:
                 for row in conn.execute(select(events).where(events.c.id.in_(part))):
                     found[row.id] = _stored_event(row)
         return found
+
+    def _trusted(self, row: Row[Any]) -> StoredEvent | None:
+        """The event as its signed bytes say, or None for a row that does not match them or whose
+        signature does not hold. Without device keys, the row as stored."""
+        if self._keys is None:
+            return _stored_event(row)
+        raw = bytes(row.raw)
+        digest = hashlib.blake2b(raw, digest_size=16).digest()
+        try:
+            envelope = parse(raw)
+            if self._verified.get(row.id) != digest:
+                key = self._keys.get(envelope.device)
+                if key is None:
+                    raise WireError("unknown_device", f"no key for device {envelope.device!r}")
+                verify(envelope, key)
+                self._verified[row.id] = digest
+        except WireError as exc:
+            return self._refuse(row.id, str(exc))
+        stored = (row.id, row.hall, row.device, row.seq, row.type, row.ts, json.loads(row.body))
+        signed = (envelope.id, envelope.hall, envelope.device, envelope.seq, envelope.type,
+                  envelope.ts, envelope.body)
+        if stored != signed:
+            return self._refuse(row.id, "the row differs from its signed bytes")
+        return StoredEvent(envelope.id, envelope.hall, envelope.device, envelope.seq, envelope.type,
+                           envelope.timestamp, datetime.fromisoformat(row.received_at), envelope.body,
+                           raw)
+
+    def _refuse(self, event_id: str, why: str) -> None:
+        if event_id not in self._refused:
+            self._refused.add(event_id)
+            log.warning("event row %s left out of the rules: %s (run `hall-hub log verify`)",
+                        event_id, why)
+        return None
 
     def event_ids(self) -> Iterator[str]:
         """Every stored event id, in id order, streamed in chunks."""
@@ -239,7 +300,27 @@ class Store:
                 remaining -= len(rows)
 
     def entries(self, kind: str) -> Iterator[AuditEntry]:
-        return self.audit(kind=kind)
+        """Entries of one kind that verify where they stand: the entry's hash holds over its content
+        and the next entry links to it. What fails is left out (and `log verify` names it)."""
+        iterator = self.audit(kind=kind)
+        while batch := list(islice(iterator, CHUNK)):
+            links = self._prev_hashes([entry.seq + 1 for entry in batch])
+            for entry in batch:
+                if holds(entry) and links.get(entry.seq + 1, entry.hash) == entry.hash:
+                    yield entry
+                else:
+                    log.warning("log entry #%d (%s) left out: it does not verify", entry.seq, kind)
+
+    def _prev_hashes(self, seqs: list[int]) -> dict[int, str]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(audit.c.seq, audit.c.prev_hash).where(audit.c.seq.in_(seqs))).all()
+        return {row.seq: row.prev_hash for row in rows}
+
+    def first_audit(self) -> AuditEntry | None:
+        """The log's first entry (kept once read: the log only grows)."""
+        if self._first is None:
+            self._first = next(self.audit(limit=1), None)
+        return self._first
 
     def last_audit(self, kind: str | None = None) -> AuditEntry | None:
         query = select(audit).order_by(audit.c.seq.desc()).limit(1)
@@ -280,44 +361,6 @@ class Store:
                 if not self._sqlite:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_WRITER_LOCK})
                 yield conn
-
-
-@dataclass
-class _Chain:
-    """Audit entries appended after the current last one, within one writing transaction."""
-
-    clock: Clock
-    seq: int
-    hash: str
-    rows: list[dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def after_last(cls, conn: Connection, clock: Clock) -> _Chain:
-        last = conn.execute(
-            select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
-        ).first()
-        return cls(clock, 0, ZERO_HASH) if last is None else cls(clock, last.seq, last.hash)
-
-    def add(self, kind: str, data: dict[str, Any], ref: str | None) -> AuditEntry:
-        if ref is not None and len(ref) > MAX_REF_LEN:
-            raise ValueError(f"audit ref longer than {MAX_REF_LEN} characters: {ref[:80]!r}")
-        at = self.clock.now()
-        at_text = format_ts(at)
-        # Normalise through JSON so the returned entry equals what a reader gets back.
-        data = json.loads(canonical(data))
-        seq, prev = self.seq + 1, self.hash
-        digest = entry_hash(seq, at_text, kind, ref, data, prev)
-        self.rows.append(
-            {"seq": seq, "at": at_text, "kind": kind, "ref": ref,
-             "data": canonical(data).decode("utf-8"), "prev_hash": prev, "hash": digest}
-        )
-        self.seq, self.hash = seq, digest
-        return AuditEntry(seq, datetime.fromisoformat(at_text), kind, ref, data, prev, digest)
-
-    def write(self, conn: Connection) -> None:
-        if self.rows:
-            conn.execute(insert(audit), self.rows)
-            self.rows = []
 
 
 def _sqlite_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -372,6 +415,19 @@ def _event_row(item: StoredEvent) -> dict[str, Any]:
 
 def _event_data(item: StoredEvent) -> dict[str, Any]:
     return {"raw": item.raw.decode("utf-8"), "received_at": format_ts(item.received_at)}
+
+
+def leave_of(data: Mapping[str, Any]) -> Leave:
+    """A leave from its log entry's content."""
+    return Leave(
+        staff=str(data["staff"]),
+        start=datetime.fromisoformat(str(data["start"])),
+        end=datetime.fromisoformat(str(data["end"])),
+        approver=str(data["approver"]),
+        reason=str(data["reason"]),
+        recorded_at=datetime.fromisoformat(str(data["recorded_at"])),
+        id=int(data.get("id") or 0),
+    )
 
 
 def _stored_event(row: Row[Any]) -> StoredEvent:

@@ -1,0 +1,98 @@
+"""The audit log's hash chain: how an entry is hashed, and appending after the current last entry.
+
+An entry's time never goes back: a writer whose clock is behind the last entry is refused
+(`ClockBehind`: a manual command with a wrong or backdated `--clock`), or, for the hub daemon,
+stamped with the last entry's time (its clock stepped back; the log stays ordered). What a manual
+entry is about in time (a leave's range, when a case was closed) is its content, never its position.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Connection, insert, select
+
+from hub.domain import LOG_KINDS, AuditEntry
+from hub.store.schema import audit
+from wire.clock import Clock
+from wire.envelope import canonical, format_ts
+
+ZERO_HASH = "0" * 64
+MAX_REF_LEN = 64
+ClockPolicy = Literal["refuse", "clamp"]
+
+
+class ClockBehind(ValueError):
+    """A manual write whose clock is behind the log's last entry."""
+
+
+def entry_hash(seq: int, at: str, kind: str, ref: str | None, data: dict[str, Any], prev: str) -> str:
+    """sha256 hex over the canonical form of an entry's content and the previous entry's hash."""
+    content = {"seq": seq, "at": at, "kind": kind, "ref": ref, "data": data, "prev": prev}
+    return hashlib.sha256(canonical(content)).hexdigest()
+
+
+def holds(entry: AuditEntry) -> bool:
+    """Whether an entry's own hash matches its content (it was not edited in place)."""
+    at = format_ts(entry.at)
+    return entry_hash(entry.seq, at, entry.kind, entry.ref, entry.data, entry.prev_hash) == entry.hash
+
+
+@dataclass
+class Chain:
+    """Audit entries appended after the current last one, within one writing transaction."""
+
+    clock: Clock
+    policy: ClockPolicy
+    seq: int
+    hash: str
+    last_at: datetime | None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def after_last(cls, conn: Connection, clock: Clock, policy: ClockPolicy = "refuse") -> Chain:
+        last = conn.execute(
+            select(audit.c.seq, audit.c.hash, audit.c.at).order_by(audit.c.seq.desc()).limit(1)
+        ).first()
+        if last is None:
+            return cls(clock, policy, 0, ZERO_HASH, None)
+        return cls(clock, policy, last.seq, last.hash, datetime.fromisoformat(last.at))
+
+    def add(self, kind: str, data: dict[str, Any], ref: str | None) -> AuditEntry:
+        if kind not in LOG_KINDS:
+            raise ValueError(f"unknown audit entry kind {kind!r}")
+        if ref is not None and len(ref) > MAX_REF_LEN:
+            raise ValueError(f"audit ref longer than {MAX_REF_LEN} characters: {ref[:80]!r}")
+        at_text = format_ts(self._now())
+        # Normalise through JSON so the returned entry equals what a reader gets back.
+        data = json.loads(canonical(data))
+        seq, prev = self.seq + 1, self.hash
+        digest = entry_hash(seq, at_text, kind, ref, data, prev)
+        self.rows.append(
+            {"seq": seq, "at": at_text, "kind": kind, "ref": ref,
+             "data": canonical(data).decode("utf-8"), "prev_hash": prev, "hash": digest}
+        )
+        self.seq, self.hash = seq, digest
+        self.last_at = datetime.fromisoformat(at_text)
+        return AuditEntry(seq, self.last_at, kind, ref, data, prev, digest)
+
+    def _now(self) -> datetime:
+        now = self.clock.now()
+        if self.last_at is None or now >= self.last_at:
+            return now
+        if self.policy == "clamp":
+            return self.last_at.astimezone(now.tzinfo)
+        raise ClockBehind(
+            f"时钟早于日志 the clock ({format_ts(now)}) is behind the log's last entry #{self.seq} "
+            f"({format_ts(self.last_at)}): a log entry never precedes the one before it. Give the "
+            "effective time as the command's content (e.g. leave --from/--to), not as --clock"
+        )
+
+    def write(self, conn: Connection) -> None:
+        if self.rows:
+            conn.execute(insert(audit), self.rows)
+            self.rows = []
