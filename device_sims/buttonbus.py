@@ -25,6 +25,7 @@ DEFAULT_KEYS = {1: 5, 2: 7}  # evaluator: ratings 1..5; desk: 0x10-0x14, 0x18, 0
 MAX_REPEATS = 10
 REPEAT_SECONDS = 0.3  # point-to-point: an unacknowledged KEY is sent again this often
 HELLO_SECONDS = 10.0  # point-to-point: HELLO at start and this often
+POWERED_UP = 0x01  # HELLO flags byte (frame version 2), bit 0: the first HELLO after power-up
 
 
 def _crc_entry(value: int) -> int:
@@ -86,14 +87,18 @@ class _PendingKey:
 
 class ButtonBox:
     """One device's state: its unacknowledged KEYs (oldest first), what it was shown, its counters.
-    `acks_received` counts every ACK that reached it, ignored ones included."""
+    `acks_received` counts every ACK that reached it, ignored ones included. `hello_version` 2 (the
+    default) sends the HELLO flags byte, bit 0 set at power-up; 1 sends the 4-byte HELLO of old."""
 
     def __init__(
-        self, addr: int, kind: int, keys: int | None = None, firmware: tuple[int, int] = (1, 0)
+        self, addr: int, kind: int, keys: int | None = None, firmware: tuple[int, int] = (1, 0),
+        hello_version: int = 2,
     ) -> None:
         if not 0 <= addr <= 255 or kind not in DEFAULT_KEYS:
             raise ValueError(f"a box needs an address 0..255 and kind 1 or 2, got {addr}, {kind}")
-        self.addr, self.kind, self.firmware = addr, kind, firmware
+        if hello_version not in (1, 2):
+            raise ValueError(f"a HELLO is version 1 or 2, got {hello_version}")
+        self.addr, self.kind, self.firmware, self.hello_version = addr, kind, firmware, hello_version
         self.keys = DEFAULT_KEYS[kind] if keys is None else keys
         self.shown: list[tuple[int, str]] = []
         self.repeats_sent = self.acks_received = self.keys_lost = 0  # lost: given up after 10 repeats
@@ -119,8 +124,18 @@ class ButtonBox:
         self.needs_hello = True
 
     def hello_frame(self) -> bytes:
-        self.needs_hello = False
-        return build_frame(self.addr, HELLO, bytes([self.kind, self.keys, *self.firmware]))
+        """kind, keys, firmware major, minor; version 2 adds the flags byte: POWERED_UP in the first
+        HELLO after power-up, clear in the periodic ones."""
+        powered_up, self.needs_hello = self.needs_hello, False
+        payload = bytes([self.kind, self.keys, *self.firmware])
+        if self.hello_version == 2:
+            payload += bytes([POWERED_UP if powered_up else 0])
+        return build_frame(self.addr, HELLO, payload)
+
+    @property
+    def repeat_due(self) -> bool:
+        """The next KEY to go is a repeat."""
+        return bool(self._pending) and self._pending[0].sends > 0
 
     def key_due(self, now: float) -> float | None:
         """Monotonic time the oldest KEY is due (point-to-point), None when nothing is pending."""
@@ -193,6 +208,7 @@ class _ButtonBusSim:
         self._closing = threading.Event()
         self._acks_to_drop = 0
         self._next_hello = time.monotonic()
+        self._hello_before_repeat = False
         self._reader = HostFrameReader()
         self._thread = threading.Thread(target=self._serve, name=f"buttonbus-sim-{self.path}", daemon=True)
         self._thread.start()
@@ -228,6 +244,14 @@ class _ButtonBusSim:
                     box.restart()
             self._next_hello = time.monotonic()
         self._wake()
+
+    def hello_before_next_repeat(self) -> None:
+        """Point-to-point: send the periodic HELLO (bit 0 clear) right before the next repeated KEY, as
+        when an ACK is lost just as the HELLO's 10 s are up."""
+        if self.polled:
+            raise ValueError("on a polled bus a device answers POLLs; it sends no periodic HELLO")
+        with self._state:
+            self._hello_before_repeat = True
 
     def noise(self, data: bytes) -> None:
         self.write(data)
@@ -331,8 +355,13 @@ class _ButtonBusSim:
                 frames.append(box.hello_frame())
                 self._next_hello = now + HELLO_SECONDS
             due = box.key_due(now)
-            if due is not None and due <= now and (frame := box.key_frame(now)) is not None:
-                frames.append(frame)
+            if due is not None and due <= now:
+                if self._hello_before_repeat and box.repeat_due:
+                    self._hello_before_repeat = False
+                    frames.append(box.hello_frame())
+                    self._next_hello = now + HELLO_SECONDS
+                if (frame := box.key_frame(now)) is not None:
+                    frames.append(frame)
             self._state.notify_all()  # a key may have been given up
             due = box.key_due(now)
             next_at = min(self._next_hello, due if due is not None else self._next_hello)
@@ -356,8 +385,8 @@ class _ButtonBusSim:
 
 
 class PointToPointSim(_ButtonBusSim):
-    """One evaluator or desk box alone on a port: HELLO at start and every 10 s, each KEY on its own,
-    an unacknowledged KEY again every 300 ms, up to 10 times."""
+    """One evaluator or desk box alone on a port: HELLO at start (power-up flag set) and every 10 s
+    (flag clear), each KEY on its own, an unacknowledged KEY again every 300 ms, up to 10 times."""
 
     def __init__(self, box: ButtonBox, write_timeout: float = 1.0) -> None:
         super().__init__([box], polled=False, write_timeout=write_timeout)

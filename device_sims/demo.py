@@ -4,7 +4,8 @@ The hub (embedded amqtt broker, SQLite store, scheduler), the entrance edge agen
 RDM6300 card reader, and the window-box edge agent with two simulated RS-485 ButtonBus lines (six
 windows, each an evaluator and a desk box) run as separate processes sharing a ScaledClock, so the
 day from 08:10 to 17:45 plays in about a minute. Then it prints the day as an inspector reads it,
-with the same commands an inspector would use.
+with the same commands an inspector would use. The broker takes logins only: `write_configs` makes
+the passwd file and each box's password, as `hall-hub broker add-device` does, before the hub starts.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from hub import config as hub_config
+from hub.cli_broker import add_device
 from wire.envelope import generate_keypair
 
 DAY = "2026-11-24"  # a Tuesday
@@ -131,7 +133,7 @@ def write_configs(workdir: Path, port: int, card_pty: str, bus_ptys: dict[str, s
     paths = {name: workdir / f"{name}.toml" for name in ("hub", "entrance", "windows")}
     paths["hub"].write_text(
         f'hall = "demo"\ntimezone = "Asia/Shanghai"\nprivate_key = "{hub_keys.private_hex}"\n\n'
-        f'[broker]\nurl = "embedded"\nlisten = "127.0.0.1:{port}"\n\n'
+        f'[broker]\nurl = "embedded"\nlisten = "127.0.0.1:{port}"\npasswd_file = "broker.passwd"\n\n'
         '[store]\nurl = "sqlite:///hub.db"\n\n[reports]\ndir = "reports"\n\n'
         "[ratings]\ncount = \"all\"\nrepeat_seconds = 300\n\n"
         "[alerts]\ncheck_seconds = 2\ndaily_close = 17:40:00\n\n"
@@ -145,10 +147,16 @@ def write_configs(workdir: Path, port: int, card_pty: str, bus_ptys: dict[str, s
         '            {name = "下午", start = 14:30:00, end = 17:30:00}]\n',
         encoding="utf-8",
     )
-    common = (f'hall = "demo"\nhub_public_key = "{hub_keys.public_hex}"\n\n'
-              f'[broker]\nurl = "mqtt://127.0.0.1:{port}"\n\n')
+    hub = hub_config.load(paths["hub"])  # each box's broker login, as `hall-hub broker add-device` makes it
+    logins = {device: add_device(hub, device).secret for device in ("entrance", "windows")}
+
+    def common(device: str) -> str:
+        return (f'hall = "demo"\nhub_public_key = "{hub_keys.public_hex}"\n\n'
+                f'[broker]\nurl = "mqtt://127.0.0.1:{port}"\nusername = "{device}"\n'
+                f'password = "{logins[device]}"\n\n')
+
     paths["entrance"].write_text(
-        f'device = "entrance"\nprivate_key = "{entrance_keys.private_hex}"\n{common}'
+        f'device = "entrance"\nprivate_key = "{entrance_keys.private_hex}"\n{common("entrance")}'
         '[outbox]\npath = "entrance-outbox.db"\nresend_seconds = 5\n\n'
         f'[[units]]\nid = "door"\nkind = "card"\ndriver = "rdm6300"\nport = "{card_pty}"\n\n'
         f'[[units]]\nid = "camera"\nkind = "face"\nsource = "{camera_url}"\nrequire_live = true\n'
@@ -165,7 +173,7 @@ def write_configs(workdir: Path, port: int, card_pty: str, bus_ptys: dict[str, s
         buses += (f'[[units]]\nid = "{bus}"\nkind = "bus"\ndriver = "buttonbus"\n'
                   f'port = "{bus_ptys[bus]}"\ndevices = [\n{members}\n]\n\n')
     paths["windows"].write_text(
-        f'device = "windows"\nprivate_key = "{windows_keys.private_hex}"\n{common}'
+        f'device = "windows"\nprivate_key = "{windows_keys.private_hex}"\n{common("windows")}'
         '[outbox]\npath = "windows-outbox.db"\nresend_seconds = 5\n\n'
         "[window]\ninvite_seconds = 3\n"
         "away_minutes = {meeting = 45, errand = 30, break = 15, field = 120, other = 30}\n\n"

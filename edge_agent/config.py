@@ -73,6 +73,8 @@ class BrokerConfig(_Section):
 class OutboxConfig(_Section):
     path: FilePath = Field(description="SQLite file of the durable outbox")
     resend_seconds: float = Field(30.0, gt=0, le=3600, description="republish uncovered events after this")
+    warn_mb: float = Field(256.0, gt=0, description="an `outbox_large` fault when the outbox's data passes "
+                                                    "this many MiB (readings are never dropped)")
 
 
 class CardUnit(_Section):
@@ -175,7 +177,7 @@ class EdgeConfig(_Section):
     units: list[Unit] = Field(default_factory=list)
     window: WindowSettings = WindowSettings()
 
-    @field_validator("private_key_file", "outbox", mode="after")
+    @field_validator("private_key_file", "outbox", "broker", mode="after")
     @classmethod
     def _relative_to_config(cls, value: object, info: ValidationInfo) -> object:
         base = (info.context or {}).get("config_dir")
@@ -185,6 +187,8 @@ class EdgeConfig(_Section):
             return base / value
         if isinstance(value, OutboxConfig) and not value.path.is_absolute():
             return value.model_copy(update={"path": base / value.path})
+        if isinstance(value, BrokerConfig) and value.ca_file is not None and not value.ca_file.is_absolute():
+            return value.model_copy(update={"ca_file": base / value.ca_file})
         return value
 
     @field_validator("timezone")

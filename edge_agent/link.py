@@ -1,10 +1,10 @@
-"""The edge's MQTT link (paho-mqtt 2.x): persistent session, QoS 1, retained state with a last will,
+"""The edge's MQTT link (paho-mqtt 2.x): persistent session, QoS 1, retained state with a last will
+(its payload asked of `will_payload` before each connect, so a signed will is sealed per session),
 reconnect with backoff from 1 s to 2 min. The link knows topics and bytes, not events or rules."""
 
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import socket
 import ssl
@@ -42,8 +42,12 @@ class MqttLink:
         subscriptions: list[str],
         on_message: Callable[[Inbound], None],
         on_connected: Callable[[], None],
+        *,
+        will_payload: Callable[[], bytes],
     ) -> None:
         self._subscriptions = subscriptions
+        self._will_topic = will_topic
+        self._will_payload = will_payload
         self._on_message = on_message
         self._on_connected = on_connected
         self._state = LinkState.CLOSED
@@ -59,9 +63,10 @@ class MqttLink:
         if broker.tls:
             client.tls_set(ca_certs=str(broker.ca_file) if broker.ca_file else None,
                            cert_reqs=ssl.CERT_REQUIRED)
-        client.will_set(will_topic, json.dumps({"online": False}), qos=1, retain=True)
+        client.on_pre_connect = self._pre_connect  # each (re)connect carries a freshly sealed will
         client.reconnect_delay_set(min_delay=1, max_delay=120)
         client.max_inflight_messages_set(100)
+        client.max_queued_messages_set(10_000)  # a big backlog waits in the outbox, not in memory
         client.on_connect = self._connected
         client.on_disconnect = self._disconnected
         client.on_message = self._message
@@ -99,6 +104,9 @@ class MqttLink:
         self._set(LinkState.CLOSED)
 
     # paho callbacks, on paho's network thread -------------------------------------------
+
+    def _pre_connect(self, client: mqtt.Client, userdata: object) -> None:
+        client.will_set(self._will_topic, self._will_payload(), qos=1, retain=True)
 
     def _connected(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                    reason: mqtt.ReasonCode, properties: object) -> None:

@@ -104,9 +104,9 @@ class WindowBoxes:
             "invite": invitation.id if invited and invitation else None,
             "ticket": invitation.ticket if invited and invitation else None,
         }
+        self._record("rating", body, format_ts(press.at))  # raises if the outbox refused it: no ACK
         window.invitation = None  # the first press inside an invitation closes it
         window.thanks_until = self._monotonic() + THANKS_SECONDS
-        self._record("rating", body, format_ts(press.at))
         self._show(device.unit, THANKS, "谢谢您的评价 Thank you")
         return "rating"
 
@@ -123,8 +123,7 @@ class WindowBoxes:
             state, reason = ("paused", None) if window.state != "paused" else ("on_duty", None)
         else:
             return None
-        window.state, window.reason = state, reason
-        window.back_at = (
+        back_at = (
             (press.at + timedelta(minutes=self._away_minutes.get(reason, 30))).replace(microsecond=0)
             if state == "away" and reason else None
         )
@@ -133,9 +132,12 @@ class WindowBoxes:
             "desk": device.desk,
             "state": state,
             "reason": reason,
-            "back_at": format_ts(window.back_at) if window.back_at else None,
+            "back_at": format_ts(back_at) if back_at else None,
         }
+        # The state changes only once the reading is in the outbox: a refused write raises, the
+        # press is not acknowledged, and the device's retransmission toggles from the same state.
         self._record("sign", body, format_ts(press.at))
+        window.state, window.reason, window.back_at = state, reason, back_at
         self._show_desk(window)
         return "sign"
 

@@ -12,7 +12,7 @@ import threading
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-from hub import cli_staff, cli_window
+from hub import cli_broker, cli_staff, cli_window
 from hub import config as hub_config
 from hub.audit import render_entry, verify_log
 from hub.cli_window import names_of
@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     quarantine.add_argument("--json", action="store_true")
     COMMANDS.update(cli_window.add_commands(sub, with_config))
     COMMANDS.update(cli_staff.add_commands(sub, with_config))
+    COMMANDS.update(cli_broker.add_commands(sub, with_config))
     return parser
 
 
@@ -81,16 +82,25 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "keygen":
             return keyfile.keygen(args.out)
         try:
-            config = hub_config.load(args.config)
+            config = hub_config.load(args.config, read_key=_signs(args))
         except ConfigError as exc:
             print(exc.report(), file=sys.stderr)
             return 2
+        if args.command == "check" and not config.has_private_key:
+            print(f"{args.config}: ok, read-only (no private key: inspector commands only)")
+            return 0
         if args.command == "check":
             warning = example_key_warning(config.private_key_hex(), "hall-hub")
             if warning:
                 print(warning, file=sys.stderr)
             print(f"{args.config}: ok ({len(config.devices)} device(s), {len(config.staff)} staff)")
             return 0
+        if args.command == "broker":
+            try:
+                return cli_broker.broker_command(args, config)
+            except ValueError as exc:
+                print(f"错误 error: {exc}", file=sys.stderr)
+                return 2
         try:
             clock = clocks.from_spec(getattr(args, "clock", None), config.timezone)
             store = Store(config.store.url, clock, create=_creates_store(args),
@@ -109,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+def _signs(args: argparse.Namespace) -> bool:
+    """Whether the command signs as the hub (or checks the config): only those read the private key."""
+    return (args.command in ("run", "send", "check")
+            or (getattr(args, "staff_command", None) in ("enroll", "revoke") and not args.no_publish))
 
 
 def _creates_store(args: argparse.Namespace) -> bool:

@@ -32,11 +32,16 @@ def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argp
     photo = with_config(staff_sub.add_parser("photo", help="the face snapshot of a clock event (evidence)"))
     photo.add_argument("--event", required=True, help="the event id")
     photo.add_argument("--out", required=True, type=Path, help="where to write the JPEG")
+    revoke = with_config(staff_sub.add_parser("revoke", help="take a person's face out of the gallery"))
+    revoke.add_argument("--staff", required=True)
+    revoke.add_argument("--by", required=True, help="who decided it")
+    revoke.add_argument("--reason", default="", help="e.g. 离职 left, 撤回同意 consent withdrawn")
+    revoke.add_argument("--no-publish", action="store_true")
     return {"staff": _staff}
 
 
 def _staff(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
-    from hub.faces import EnrollError, enroll, identify, roster_body
+    from hub.faces import EnrollError, enroll, identify, revoke, roster_body
 
     if args.staff_command == "photo":
         found = store.events_by_id([args.event]).get(args.event)
@@ -58,12 +63,16 @@ def _staff(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
                 print(f"{f.photo}: {who} distance {f.distance_milli / 1000:.3f} {f.decision}")
         return 0
     try:
-        entries = enroll(config, store, args.staff, args.photos)
+        if args.staff_command == "revoke":
+            entry = revoke(config, store, args.staff, args.by, args.reason)
+            print(f"已撤销 revoked the face of {args.staff} (by {args.by}), log entry #{entry.seq}")
+        else:
+            entries = enroll(config, store, args.staff, args.photos)
+            print(f"已录入 enrolled {args.staff}: {len(entries)} photo(s), log entries "
+                  + ", ".join(f"#{e.seq}" for e in entries))
     except EnrollError as exc:
-        print(f"录入失败 enrollment refused: {exc}", file=sys.stderr)
+        print(f"录入失败 refused: {exc}", file=sys.stderr)
         return 2
-    print(f"已录入 enrolled {args.staff}: {len(entries)} photo(s), log entries "
-          + ", ".join(f"#{e.seq}" for e in entries))
     if not args.no_publish:
         try:
             publish_roster(config, store.clock, roster_body(config, store))

@@ -48,8 +48,9 @@ def publish(config: HubConfig, topic: str, payload: bytes, retain: bool = False)
                          client_id=f"hall-hub-cli-{time.time_ns() % 10**12}")
     if config.broker.username is not None:
         client.username_pw_set(config.broker.username, config.broker.password)
-    if config.broker.url.startswith("mqtts://"):
-        client.tls_set(ca_certs=str(config.broker.ca_file) if config.broker.ca_file else None)
+    tls = config.broker.client_tls()  # mqtts:// against ca_file; the embedded broker's own certificate
+    if tls is not None:
+        client.tls_set_context(tls)
     host, port = broker_address(config)
     client.connect(host, port)
     client.loop_start()

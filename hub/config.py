@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ssl
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from hub.broker_access import HUB_USER, AccessError, hub_secret_path, read_hub_secret
 from hub.domain import Schedule, Session, StaffMember
 from hub.rules.attendance import CardIndex, parse_card
 from wire import configfile, keyfile
@@ -19,12 +21,25 @@ PROGRAM = "hall-hub"  # named in the hint of a bad key file
 
 
 class BrokerConfig(_Section):
+    """Where the hub's MQTT client connects, and who may use the hall's broker (hub/broker_access.py).
+
+    With `passwd_file` the hub logs in as "hub" with the secret `hall-hub broker add-device` keeps in
+    `<passwd_file>.hub`: `username` and `password` are then filled in from that file, not written here.
+    """
+
     url: str = Field("embedded", description='"embedded" (amqtt inside the hub) or mqtt(s)://host:port')
-    listen: str = Field("127.0.0.1:1883", description="host:port of the embedded broker")
+    listen: str = Field("127.0.0.1:1883", description="host:port of the embedded broker "
+                                                      "(and of the listener `broker export` writes)")
     username: str | None = None
     password: str | None = None
-    ca_file: FilePath | None = None
+    ca_file: FilePath | None = Field(None, description="CA bundle that verifies an mqtts:// broker")
     client_id: str | None = Field(None, description="defaults to hall-hub-{hall}")
+    passwd_file: FilePath | None = Field(None, description="logins as hashes (Mosquitto 2.0 format): "
+                                         "the embedded broker then refuses anonymous clients and "
+                                         "enforces the topic ACL; unset, it is open to anyone")
+    tls_cert: FilePath | None = Field(None, description="PEM certificate (chain) of the broker: the "
+                                      "embedded broker then speaks TLS only (clients use mqtts://)")
+    tls_key: FilePath | None = Field(None, description="the PEM private key of tls_cert")
 
     @field_validator("url")
     @classmethod
@@ -32,6 +47,63 @@ class BrokerConfig(_Section):
         if value != "embedded" and not value.startswith(("mqtt://", "mqtts://")):
             raise ValueError('must be "embedded", mqtt://host:port or mqtts://host:port')
         return value
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, colon, port = value.rpartition(":")
+        if not colon or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port, e.g. 0.0.0.0:1883")
+        return value
+
+    @field_validator("ca_file", "passwd_file", "tls_cert", "tls_key")
+    @classmethod
+    def _relative_to_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else _beside_config(value, info)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hub_login(cls, data: Any, info: ValidationInfo) -> Any:
+        """With a passwd file, the hub's login is its user and the secret kept next to the file."""
+        if not isinstance(data, dict) or not isinstance(data.get("passwd_file"), str | Path):
+            return data
+        if "username" in data or "password" in data:
+            raise ValueError(f'with passwd_file the hub logs in as "{HUB_USER}" with the password in '
+                             "<passwd_file>.hub: remove username and password")
+        passwd = _beside_config(Path(data["passwd_file"]), info)
+        try:
+            secret = read_hub_secret(passwd)  # None until `hall-hub broker add-device` makes it
+        except AccessError as exc:
+            raise ValueError(str(exc)) from exc
+        return {**data, "username": HUB_USER, "password": secret}
+
+    @model_validator(mode="after")
+    def verify_tls_pair(self) -> BrokerConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give both tls_cert and tls_key, or neither")
+        return self
+
+    @property
+    def hub_secret_file(self) -> Path | None:
+        return None if self.passwd_file is None else hub_secret_path(self.passwd_file)
+
+    def client_tls(self) -> ssl.SSLContext | None:
+        """TLS of the hub's own clients. An mqtts:// broker is verified against ca_file (else the
+        system's CAs) and its name; the embedded broker, reached over loopback at its listen address
+        (maybe 0.0.0.0, no name in any certificate), is pinned to its own certificate instead."""
+        if self.url.startswith("mqtts://"):
+            return ssl.create_default_context(cafile=None if self.ca_file is None else str(self.ca_file))
+        if self.url == "embedded" and self.tls_cert is not None:
+            context = ssl.create_default_context(cafile=str(self.tls_cert))
+            context.check_hostname = False
+            context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # the server certificate is the anchor
+            return context
+        return None
+
+
+def _beside_config(path: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("config_dir")
+    return base / path if base is not None and not path.is_absolute() else path
 
 
 class StoreConfig(_Section):
@@ -61,6 +133,9 @@ class DeviceConfig(_Section):
     id: Name
     public_key: HexKey
     name: str = ""
+    protocol: Literal[1, 2] = Field(
+        2, description="2: its `state` must be an envelope signed with its key (PROTOCOL.md 2.5), "
+                       "anything else on its state topic is quarantined; 1: plain JSON state, unsigned")
 
 
 class StaffConfig(_Section):
@@ -184,12 +259,14 @@ class HubConfig(_Section):
 
     @model_validator(mode="after")
     def verify_key_source(self) -> HubConfig:
-        if (self.private_key is None) == (self.private_key_file is None):
-            raise ValueError("give exactly one of private_key and private_key_file")
+        if self.private_key is not None and self.private_key_file is not None:
+            raise ValueError("give one of private_key and private_key_file, not both")
         return self
 
     @model_validator(mode="after")
     def verify_unique_ids(self) -> HubConfig:
+        if any(device.id == "hub" for device in self.devices):
+            raise ValueError("devices: 'hub' is the hub's own broker user, not a device id")
         for section, ids in (("devices", [d.id for d in self.devices]),
                              ("staff", [s.id for s in self.staff])):
             duplicates = sorted({i for i in ids if ids.count(i) > 1})
@@ -202,10 +279,17 @@ class HubConfig(_Section):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def has_private_key(self) -> bool:
+        return self.private_key is not None or self.private_key_file is not None
+
     def private_key_hex(self) -> str:
+        """The hub's private key; only the daemon and the commands that sign need it (an inspector's
+        copy of the config may have none)."""
         if self.private_key is not None:
             return self.private_key
-        assert self.private_key_file is not None
+        if self.private_key_file is None:
+            raise ValueError("this command signs as the hub: give private_key or private_key_file")
         return keyfile.read_private(self.private_key_file, PROGRAM)
 
     def device_keys(self) -> dict[str, str]:
@@ -218,9 +302,10 @@ class HubConfig(_Section):
         return moment.astimezone(self.tz)
 
 
-def load(path: str | Path) -> HubConfig:
-    """The validated config, its key file read once so that `check` sees what `run` would."""
+def load(path: str | Path, *, read_key: bool = True) -> HubConfig:
+    """The validated config, its key file read once so that `check` sees what `run` would.
+    `read_key=False` (the read-only inspector commands) leaves the key file alone: they need none."""
     config = configfile.load(path, HubConfig)
-    if config.private_key_file is not None:
+    if read_key and config.private_key_file is not None:
         configfile.read_key_file(Path(path), config.private_key_file, PROGRAM)
     return config

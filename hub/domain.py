@@ -17,6 +17,7 @@ LOG_KINDS: dict[str, str] = {
     "leave": "请假",
     "roster": "名册",
     "face_enroll": "人脸录入",
+    "face_revoke": "人脸撤销",
     "case_closed": "整改办结",
     "seq_reset": "序号重置",
     "seq_gap": "序号缺口",

@@ -19,6 +19,7 @@ from hub.store.store import Store
 from wire.faces import Gallery, quantize
 
 ENROLL_KIND = "face_enroll"
+REVOKE_KIND = "face_revoke"
 MAX_SIDE = 1024  # photos are downscaled to this before detection
 
 
@@ -87,10 +88,34 @@ def enroll(config: HubConfig, store: Store, staff: str, photos: list[Path]) -> l
     ]
 
 
+def revoke(config: HubConfig, store: Store, staff: str, by: str, reason: str) -> AuditEntry:
+    """Take a person's face out of the gallery (they left, or withdrew consent): a logged entry; the
+    enrollments stay in the log as history, the gallery no longer carries them."""
+    if not by.strip():
+        raise EnrollError("--by must name who revoked it")
+    if not any(e["staff"] == staff for e in gallery_entries(store)):
+        raise EnrollError(f"staff {staff!r} has no face in the gallery")
+    return store.append(REVOKE_KIND, {"staff": staff, "by": by, "reason": reason}, ref=staff)
+
+
 def gallery_entries(store: Store) -> list[dict[str, Any]]:
-    """The enrolled encodings, as they travel in the roster message (integers only)."""
-    return [{"staff": str(e.data["staff"]), "encoding": list(e.data["encoding"])}
-            for e in store.entries(ENROLL_KIND)]
+    """The enrolled encodings, as they travel in the roster message (integers only): every
+    enrollment not followed by a revocation of that person, in log order."""
+    entries = sorted([*store.entries(ENROLL_KIND), *store.entries(REVOKE_KIND)], key=lambda e: e.seq)
+    gallery: list[dict[str, Any]] = []
+    for entry in entries:
+        staff = str(entry.data["staff"])
+        if entry.kind == REVOKE_KIND:
+            gallery = [item for item in gallery if item["staff"] != staff]
+        else:
+            gallery.append({"staff": staff, "encoding": list(entry.data["encoding"])})
+    return gallery
+
+
+def gallery_version(store: Store) -> int:
+    """The log position of the gallery's last change (an enrollment or a revocation)."""
+    last = [store.last_audit(kind) for kind in (ENROLL_KIND, REVOKE_KIND)]
+    return max((entry.seq for entry in last if entry is not None), default=0)
 
 
 def gallery(store: Store) -> Gallery | None:

@@ -1,19 +1,24 @@
 """Ingest: wire bytes to domain objects. Every message becomes a StoredEvent or a Quarantined with
 its reason; nothing here raises on input and nothing is dropped.
 
-Order of checks: size, JSON shape, known device, signature (before trusting any field), then the
-topic/envelope agreement and the body's schema.
+Order of checks: size, JSON shape and canonical form, known device, signature (before trusting any
+field), then the topic/envelope agreement, a device time no more than FUTURE_LIMIT ahead of receipt,
+and the body's schema.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from hub.domain import Quarantined, StoredEvent
 from wire import topics
 from wire.bodies import validate_body
-from wire.envelope import PublicKey, WireError, parse, verify
+from wire.envelope import PublicKey, WireError, format_ts, parse, verify
+
+log = logging.getLogger(__name__)
+FUTURE_LIMIT = timedelta(days=1)  # a reading this far ahead of its receipt is `future_ts`
 
 
 class Decoder:
@@ -34,6 +39,10 @@ class Decoder:
             return self._decode(topic, payload, received_at)
         except WireError as exc:
             return Quarantined(received_at, topic, exc.reason, exc.detail[:500], payload)
+        except Exception as exc:  # the last line of defence (the tests make sure it is never reached)
+            log.exception("decoding a message on %s failed", topic)
+            detail = f"{type(exc).__name__}: {exc}"[:500]
+            return Quarantined(received_at, topic, "internal_error", detail, payload)
 
     def _decode(self, topic: str, payload: bytes, received_at: datetime) -> StoredEvent:
         if len(payload) > self.max_bytes:
@@ -53,6 +62,9 @@ class Decoder:
             )
         if envelope.hall != self.hall:
             raise WireError("topic_mismatch", f"envelope hall {envelope.hall!r} is not {self.hall!r}")
+        if envelope.timestamp - received_at > FUTURE_LIMIT:
+            raise WireError("future_ts", f"ts {envelope.ts} is more than {FUTURE_LIMIT} after its "
+                                         f"receipt at {format_ts(received_at)}")
         validate_body(envelope.type, envelope.body)
         return StoredEvent(
             id=envelope.id,

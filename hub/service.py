@@ -3,16 +3,21 @@ signed `committed` watermarks and the roster.
 
 Threads: paho's network thread only enqueues; the thread that calls `run` owns the store, the
 watermarks and every decision. The embedded broker, when configured, has its own thread.
+
+Untrusted input: anyone who reaches the broker can publish anything, so every message is handled
+inside its own guard and nothing a message holds can stop the hub or its loop. The inbox is bounded
+(back-pressure on paho's socket, see `_on_message`); repeated rejects of one reason on one topic
+within a minute are stored once and counted (`RejectCollapser`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,22 +25,29 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
+from sqlalchemy.exc import OperationalError
 
 from hub.broker import EmbeddedBroker
 from hub.config import HubConfig
+from hub.device_state import DeviceStates
 from hub.domain import Quarantined, StoredEvent
-from hub.faces import ENROLL_KIND, roster_body
+from hub.faces import gallery_version, roster_body
 from hub.ingest import Decoder
 from hub.scheduler import HallScheduler
-from hub.store.store import Store
+from hub.store.store import Outcome, Store
 from hub.watermark import Notice, Watermarks
 from wire import topics
 from wire.clock import Clock
-from wire.envelope import format_ts, load_private_key, load_public_key, parse_ts, seal
+from wire.envelope import WireError, format_ts, load_private_key, load_public_key, seal
 
 log = logging.getLogger(__name__)
 DRIFT_LIMIT_S = 300
 BATCH = 500
+INBOX_MESSAGES = 10_000  # messages handed over by paho and not yet taken by the run thread, at most
+INBOX_BYTES = 64 * 1024 * 1024  # and their payloads' bytes, at most (plus one message)
+INBOX_WAIT_S = 5.0  # how long paho's thread waits for room before it drops a message
+REJECT_WINDOW_S = 60.0
+MAX_REJECT_WINDOWS = 256  # open (topic, reason) windows; past that, new topics share topic "*"
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,86 @@ class _Message:
     topic: str
     payload: bytes
     received_at: datetime
+
+
+class _Inbox(queue.Queue[_Message]):
+    """Paho's thread to the run thread, bounded by count and bytes at once: each message weighs its
+    payload, but at least INBOX_BYTES / INBOX_MESSAGES, against INBOX_BYTES (`qsize` is that weight)."""
+
+    def __init__(self) -> None:
+        super().__init__(maxsize=INBOX_BYTES)
+
+    def _init(self, maxsize: int) -> None:
+        self.queue: deque[_Message] = deque()
+        self.weight = 0
+
+    def _qsize(self) -> int:
+        return self.weight
+
+    def _put(self, item: _Message) -> None:
+        self.queue.append(item)
+        self.weight += _weight(item)
+
+    def _get(self) -> _Message:
+        item = self.queue.popleft()
+        self.weight -= _weight(item)
+        return item
+
+
+def _weight(message: _Message) -> int:
+    return max(len(message.payload), INBOX_BYTES // INBOX_MESSAGES)
+
+
+@dataclass
+class _RejectWindow:
+    opened: float  # monotonic time of the reject that was stored
+    repeats: int = 0
+    first_at: datetime | None = None  # receipt of the first and last repeat
+    last_at: datetime | None = None
+    bytes: int = 0
+    detail: str = ""
+
+
+class RejectCollapser:
+    """Rejects that repeat: the first of (topic, reason) in a window of `window_s` seconds is stored
+    and logged as usual; the others in that window are only counted (no quarantine row); when the
+    window closes, its count becomes one log entry of kind "quarantine". A flood over many topics
+    opens at most `max_windows` windows; past that, new topics share the topic "*" per reason."""
+
+    def __init__(self, window_s: float = REJECT_WINDOW_S, max_windows: int = MAX_REJECT_WINDOWS) -> None:
+        self.window_s = window_s
+        self.max_windows = max_windows
+        self._open: dict[tuple[str, str], _RejectWindow] = {}
+
+    def admit(self, item: Quarantined, now: float) -> bool:
+        """True: store this reject. False: a repeat within an open window, counted."""
+        key = (item.topic, item.reason)
+        if key not in self._open and len(self._open) >= self.max_windows:
+            key = ("*", item.reason)
+        window = self._open.get(key)
+        if window is None:
+            self._open[key] = _RejectWindow(now)
+            return True
+        window.repeats += 1
+        window.first_at = window.first_at or item.received_at
+        window.last_at = item.received_at
+        window.bytes += len(item.payload)
+        window.detail = item.detail[:200]
+        return False
+
+    def close(self, now: float, everything: bool = False) -> list[dict[str, Any]]:
+        """Close the windows `window_s` old (or all): the log entries of those with repeats."""
+        done = [key for key, window in self._open.items()
+                if everything or now - window.opened >= self.window_s]
+        entries = []
+        for topic, reason in done:
+            window = self._open.pop((topic, reason))
+            if window.repeats and window.first_at and window.last_at:
+                entries.append({"topic": topic, "reason": reason, "repeats": window.repeats,
+                                "first_at": format_ts(window.first_at),
+                                "last_at": format_ts(window.last_at), "bytes": window.bytes,
+                                "detail": window.detail})
+        return entries
 
 
 class HubService:
@@ -60,8 +152,12 @@ class HubService:
         self._key = load_private_key(config.private_key_hex())
         keys = {device: load_public_key(key) for device, key in config.device_keys().items()}
         self.decoder = Decoder(config.hall, config.topic_prefix, keys, config.ingest.max_message_bytes)
+        self.states = DeviceStates(config.hall, keys, {d.id: d.protocol for d in config.devices},
+                                   config.ingest.max_message_bytes)
         self.watermarks = Watermarks()
-        self._inbox: queue.Queue[_Message] = queue.Queue()
+        self._inbox = _Inbox()
+        self.rejects = RejectCollapser()
+        self.dropped = 0  # messages paho's thread could not hand over (see _on_message)
         self._seq = 0
         self._drifting: set[str] = set()
         self._online: dict[str, bool] = {}
@@ -79,7 +175,7 @@ class HubService:
         self._rebuild_watermarks()
         self._log_roster_if_changed()
         if self.config.broker.url == "embedded":
-            self.broker = EmbeddedBroker(self.config.broker.listen)
+            self.broker = EmbeddedBroker.for_hub(self.config)
             self.broker.start()
             host, port = self.broker.host, self.broker.port
         else:
@@ -93,24 +189,35 @@ class HubService:
         scheduler.start()
         try:
             while not stop.is_set():
-                if self._gallery_changed():
-                    self._republish.set()
-                if self._republish.is_set():
-                    self._republish.clear()
-                    self._publish_roster()
-                    for device in self.watermarks.devices():
-                        self._publish_watermark(device)
-                self._ingest_batch(timeout=0.2)
-                for notice in self.watermarks.overdue_gaps(self._monotonic(), gap_limit):
-                    self._report(notice)
+                try:
+                    self._turn(gap_limit)
+                except Exception:  # the last line of defence: the loop goes on
+                    log.exception("hub loop failed; going on in 1 s")
+                    stop.wait(1.0)
         finally:
             scheduler.shutdown()
             self._client.disconnect()
             self._client.loop_stop()
             while not self._inbox.empty():  # what paho already handed over is stored, not lost
                 self._ingest_batch(timeout=0)
+            self._close_reject_windows(everything=True)
             if self.broker is not None:
                 self.broker.stop()
+
+    def _turn(self, gap_limit: float) -> None:
+        """One pass of the run loop: roster and watermarks when due, a batch of messages, overdue
+        gaps, closed reject windows."""
+        if self._gallery_changed():
+            self._republish.set()
+        if self._republish.is_set():
+            self._republish.clear()
+            self._publish_roster()
+            for device in self.watermarks.devices():
+                self._publish_watermark(device)
+        self._ingest_batch(timeout=0.2)
+        for notice in self.watermarks.overdue_gaps(self._monotonic(), gap_limit):
+            self._report(notice)
+        self._close_reject_windows()
 
     def _make_client(self) -> mqtt.Client:
         cfg = self.config.broker
@@ -120,10 +227,14 @@ class HubService:
             clean_session=False,
             protocol=mqtt.MQTTv311,
         )
-        if cfg.username is not None:
+        if cfg.passwd_file is not None and cfg.password is None:
+            raise ValueError(f"[broker] passwd_file: the hub's broker password {cfg.hub_secret_file} does "
+                             "not exist yet: `hall-hub broker add-device` makes it with a device's login")
+        if cfg.username is not None:  # with passwd_file: "hub" and the secret in <passwd_file>.hub
             client.username_pw_set(cfg.username, cfg.password)
-        if cfg.url.startswith("mqtts://"):
-            client.tls_set(ca_certs=str(cfg.ca_file) if cfg.ca_file else None)
+        tls = cfg.client_tls()
+        if tls is not None:
+            client.tls_set_context(tls)
         client.reconnect_delay_set(min_delay=1, max_delay=120)
         client.max_inflight_messages_set(200)
         client.on_connect = self._on_connect
@@ -138,8 +249,7 @@ class HubService:
         if now < self._next_gallery_check:
             return False
         self._next_gallery_check = now + 3.0
-        last = self.store.last_audit(ENROLL_KIND)
-        seq = last.seq if last else 0
+        seq = gallery_version(self.store)
         changed, self._gallery_seq = seq != self._gallery_seq, seq
         return changed
 
@@ -166,7 +276,22 @@ class HubService:
         log.warning("hub lost the broker (%s); reconnecting", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        self._inbox.put(_Message(message.topic, bytes(message.payload), self.clock.now()))
+        """Hand the message to the run thread; never raise (that would end paho's loop). A full inbox
+        blocks this thread up to INBOX_WAIT_S: paho stops reading its socket meanwhile, so a flood
+        waits in TCP buffers and the broker's queue for this session (back-pressure), not in the
+        hub's memory. Still full after that (the run thread is stuck), the message is dropped and
+        counted: an event comes back with its edge's resend (only stored events are committed), a
+        device state with the next heartbeat."""
+        try:
+            self._inbox.put(_Message(message.topic, bytes(message.payload), self.clock.now()),
+                            timeout=INBOX_WAIT_S)
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped & (self.dropped - 1) == 0:  # 1, 2, 4, 8...: a flood does not flood the log
+                log.warning("inbox full for %.0f s: %d message(s) dropped so far", INBOX_WAIT_S,
+                            self.dropped)
+        except Exception:  # the last line of defence: paho's thread goes on
+            log.exception("a message from the broker could not be taken in")
 
     # --- ingest (run thread) -------------------------------------------------------------
 
@@ -181,18 +306,14 @@ class HubService:
                 messages.append(self._inbox.get_nowait())
             except queue.Empty:
                 break
+        now = self._monotonic()
         items: list[StoredEvent | Quarantined] = []
         for message in messages:
-            parts = topics.split(self.config.topic_prefix, message.topic)
-            if parts is not None and parts.kind == "state":
-                quarantined = self._device_state(parts.device, message)
-                if quarantined is not None:
-                    items.append(quarantined)
-                continue
-            items.append(self.decoder.decode(message.topic, message.payload, message.received_at))
-        outcomes = self.store.ingest(items) if items else []
+            item = self._take(message)
+            if item is not None and (isinstance(item, StoredEvent) or self.rejects.admit(item, now)):
+                items.append(item)
+        outcomes = self._store(items)
         touched: set[str] = set()
-        now = self._monotonic()
         for item, outcome in zip(items, outcomes, strict=True):
             if isinstance(item, StoredEvent):
                 touched.add(item.device)
@@ -200,40 +321,92 @@ class HubService:
                     notice = self.watermarks.accept(item.device, item.seq, now)
                     if notice is not None:
                         self._report(notice)
-            else:
+            elif outcome is not None:
                 log.warning("quarantined %s: %s %s", item.topic, item.reason, item.detail)
         for device in touched:
             self._publish_watermark(device)
         return len(messages)
 
+    def _take(self, message: _Message) -> StoredEvent | Quarantined | None:
+        """One message: an event to store, a reject, or None (a device state taken in)."""
+        try:
+            parts = topics.split(self.config.topic_prefix, message.topic)
+            if parts is not None and parts.kind == "state":
+                return self._device_state(parts.hall, parts.device, message)
+            return self.decoder.decode(message.topic, message.payload, message.received_at)
+        except Exception as exc:  # the last line of defence: quarantined, and the hub goes on
+            log.exception("message on %s could not be handled", message.topic)
+            return Quarantined(message.received_at, message.topic, "internal_error",
+                               f"{type(exc).__name__}: {exc}"[:500], message.payload)
+
+    def _store(self, items: list[StoredEvent | Quarantined]) -> list[Outcome | None]:
+        """The batch in one transaction. If the store refuses it for its content, item by item, so
+        that an item it refuses is quarantined as `store_error` and holds back nothing else; if the
+        database is unavailable, nothing (None: not stored; the edges resend, as after an outage)."""
+        if not items:
+            return []
+        try:
+            return list(self.store.ingest(items))
+        except OperationalError:
+            log.exception("the store is unavailable: a batch of %d not stored", len(items))
+            return [None] * len(items)
+        except Exception:
+            log.exception("storing a batch of %d failed; storing them one by one", len(items))
+        outcomes: list[Outcome | None] = []
+        for item in items:
+            try:
+                outcomes.extend(self.store.ingest([item]))
+            except Exception as exc:
+                log.exception("%s on %s not stored", type(item).__name__, _topic_of(item))
+                outcomes.append(None)
+                if isinstance(item, StoredEvent):
+                    self._store_refused(item, exc)
+        return outcomes
+
+    def _store_refused(self, item: StoredEvent, exc: Exception) -> None:
+        reject = Quarantined(item.received_at, _topic_of(item), "store_error",
+                             f"{type(exc).__name__}: {exc}"[:500], item.raw)
+        try:
+            self.store.ingest([reject])
+        except Exception:
+            log.exception("the store refused quarantining %s too", item.id)
+
+    def _close_reject_windows(self, everything: bool = False) -> None:
+        for data in self.rejects.close(self._monotonic(), everything):
+            log.warning("quarantined %d more %s on %s from %s to %s (counted, not stored)",
+                        data["repeats"], data["reason"], data["topic"], data["first_at"], data["last_at"])
+            try:
+                self.store.append("quarantine", data)
+            except Exception:  # the count is in the journal (the line above); the others still go
+                log.exception("the count of repeated %s on %s not written to the log", data["reason"],
+                              data["topic"])
+
     def _report(self, notice: Notice) -> None:
         log.warning("%s on %s: %s", notice.kind, notice.device, notice.detail)
-        self.store.append(notice.kind, {"device": notice.device, **notice.detail}, ref=notice.device)
+        try:
+            self.store.append(notice.kind, {"device": notice.device, **notice.detail}, ref=notice.device)
+        except Exception:  # the notice is in the journal; the watermark still goes out
+            log.exception("%s on %s not written to the log", notice.kind, notice.device)
         self._publish_watermark(notice.device)
 
-    def _device_state(self, device: str, message: _Message) -> Quarantined | None:
-        """Retained device state: online/offline and clock drift go into the log."""
-        def reject(reason: str, detail: str) -> Quarantined:
-            return Quarantined(message.received_at, message.topic, reason, detail, message.payload)
-
-        if device not in self.decoder.device_keys:
-            return reject("unknown_device", f"state from unregistered device {device!r}")
-        if len(message.payload) > self.config.ingest.max_message_bytes:
-            return reject("oversize", f"state of {len(message.payload)} bytes")
+    def _device_state(self, hall: str, device: str, message: _Message) -> Quarantined | None:
+        """Retained device state (hub/device_state.py): online/offline and clock drift go into the
+        log; what is refused is quarantined and changes nothing, a replayed older state is ignored."""
         try:
-            state = json.loads(message.payload)
-            online = state["online"]
-            if not isinstance(online, bool):
-                raise TypeError("online is not a boolean")
-            device_ts = parse_ts(state["ts"]) if "ts" in state else None
-        except (ValueError, KeyError, TypeError) as exc:
-            return reject("malformed", f"state: {exc}")
+            state = self.states.read(hall, device, message.payload, message.received_at)
+        except WireError as exc:
+            return Quarantined(message.received_at, message.topic, exc.reason, exc.detail[:500],
+                               message.payload)
+        if state is None:
+            log.info("an older state of %s ignored (replayed or out of order)", device)
+            return None
+        online = state.online
         self._seen[device] = (self._monotonic(), online)
         if self._online.get(device) != online:
             self._online[device] = online
             self.store.append("device_state", {"device": device, "online": online}, ref=device)
-        if device_ts is not None and online:
-            drift = abs((device_ts - message.received_at).total_seconds())
+        if state.ts is not None and online:
+            drift = abs((state.ts - message.received_at).total_seconds())
             if drift > DRIFT_LIMIT_S and device not in self._drifting:
                 self._drifting.add(device)
                 self.store.append("clock_drift", {"device": device, "seconds": int(drift)}, ref=device)
@@ -276,6 +449,10 @@ class HubService:
         if last is None or last.data != roster:
             self.store.append("roster", roster)
             log.info("roster change recorded in the log")
+
+
+def _topic_of(item: StoredEvent | Quarantined) -> str:
+    return item.topic if isinstance(item, Quarantined) else f"{item.hall}/{item.device}/evt/{item.type}"
 
 
 def _no_delay(client: mqtt.Client, userdata: object, sock: object) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wire.clock import start_clock
 from wire.envelope import KeyPair, generate_keypair
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +31,10 @@ class StaffSpec:
 
 @dataclass
 class Hall:
+    """`clock_spec` with an `anchor=`: the hall clock runs from that epoch. Without one
+    (`START,speed=N`), the clock stands at START until the edge agent (and the hub, when started) has
+    logged `ready:`; `start_edge` then starts it and keeps the epoch in `clock_anchor`."""
+
     workdir: Path
     broker_url: str
     staff: list[StaffSpec]
@@ -42,6 +47,7 @@ class Hall:
     edge_keys: KeyPair = field(default_factory=generate_keypair)
     hub: subprocess.Popen[bytes] | None = None
     edge: subprocess.Popen[bytes] | None = None
+    clock_anchor: float | None = None
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -49,6 +55,8 @@ class Hall:
         self.edge_config = self.workdir / "edge.toml"
         self.hub_db = self.workdir / "hub.db"
         self.outbox_db = self.workdir / "outbox.db"
+        self.anchor_file = self.workdir / "clock.anchor"
+        self._hub_ready_before = 0
         self.write_hub_config()
 
     def write_hub_config(self, store_url: str | None = None) -> None:
@@ -87,26 +95,35 @@ class Hall:
     def _spawn(self, module: str, config: Path, name: str) -> subprocess.Popen[bytes]:
         args = [sys.executable, "-m", module, "run", "--config", str(config), "--log-level", "DEBUG"]
         if self.clock_spec:
-            args += ["--clock", self.clock_spec]
+            deferred = "anchor=" not in self.clock_spec
+            args += ["--clock", self.clock_spec + (f",anchor=@{self.anchor_file}" if deferred else "")]
         log = (self.workdir / f"{name}.log").open("ab")
         return subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def start_hub(self) -> None:
+        self._hub_ready_before = self.ready_lines("hub")
         self.hub = self._spawn("hub.cli", self.hub_config, "hub")
 
     def start_edge(self, wait: bool = True) -> None:
-        log = self.workdir / "edge.log"
-
-        def seen() -> tuple[int, int]:
-            text = log.read_text(errors="replace") if log.exists() else ""
-            return len(re.findall(r"unit \S+: \S+ open$", text, re.M)), text.count("connected to")
-
-        before = seen()
+        """Start the edge agent; with `wait`, return once it has logged `ready:` (every unit open, so
+        a pty drops nothing, and the broker connected), and the hub too when it was started. A
+        deferred hall clock starts then."""
+        before = self.ready_lines("edge")
         self.edge = self._spawn("edge_agent.cli", self.edge_config, "edge")
-        if wait:  # until the agent holds the port (a pty drops what nobody has open) and is online
-            wait_for(lambda: all(now > then for now, then in zip(seen(), before, strict=True)),
-                     20, "edge agent ready", self)
+        if not wait:
+            return
+        wait_for(lambda: self.ready_lines("edge") > before, 20, "edge agent ready", self)
+        if self.hub is not None and self.hub.poll() is None:
+            wait_for(lambda: self.ready_lines("hub") > self._hub_ready_before, 20, "hub ready", self)
+        if self.clock_spec and "anchor=" not in self.clock_spec and not self.anchor_file.exists():
+            self.clock_anchor = start_clock(self.anchor_file)
+
+    def ready_lines(self, name: str) -> int:
+        """How many `ready:` lines the process `name` (edge, hub) has logged, restarts included."""
+        log = self.workdir / f"{name}.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return len(re.findall(r": ready: ", text))
 
     @staticmethod
     def _end(process: subprocess.Popen[bytes] | None, sig: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -27,11 +28,18 @@ def mosquitto_binary() -> str:
 class Mosquitto:
     """No persistence, so a restart loses every queued and retained message (the hard case)."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, conf: Path | None = None) -> None:
+        """`conf`: run this configuration (e.g. what `hall-hub broker export` wrote, with its passwd
+        and acl files) instead of the open default; `port` must then be its listener's."""
         self.port = port or free_port()
         self.workdir = workdir
         self.process: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
+        if conf is not None:
+            if port is None:
+                raise ValueError("give the port of the configuration's listener")
+            self.conf = _as_invoking_user(conf, workdir)
+            return
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
@@ -66,3 +74,13 @@ class Mosquitto:
                 self.process.kill()
                 self.process.wait(5)
         self.process = None
+
+
+def _as_invoking_user(conf: Path, workdir: Path) -> Path:
+    """`conf` itself, or as root a copy with `user root`: started as root, Mosquitto would switch to
+    the user `mosquitto`, which cannot read a test's private passwd and acl files."""
+    if os.geteuid() != 0:
+        return conf
+    copy = workdir / f"{conf.stem}.as-root.conf"
+    copy.write_text(conf.read_text(encoding="utf-8") + "user root\n", encoding="utf-8")
+    return copy

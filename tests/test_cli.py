@@ -83,23 +83,22 @@ def test_every_example_config_passes_check_with_a_warning_on_its_example_key(con
 
 
 def test_the_examples_are_one_consistent_set_of_keys() -> None:
-    keys = {path.stem: public_of_key_file(path) for path in (ROOT / "config" / "keys").glob("*.key")}
-    assert set(keys) == {"example-hub", "example-entrance", "example-win03"}
-    assert frozenset(keys.values()) == EXAMPLE_PUBLIC_KEYS
     hub = tomllib.loads((ROOT / "config" / "hub.example.toml").read_text(encoding="utf-8"))
-    assert hub["private_key_file"] == "keys/example-hub.key"
-    devices = {device["id"]: device["public_key"] for device in hub["devices"]}
-    assert devices == {"entrance": keys["example-entrance"], "win03": keys["example-win03"]}
+    keys = {"hub": public_hex_of(load_private_key(hub["private_key"]))}
     for config in EXAMPLES:
         edge = tomllib.loads(config.read_text(encoding="utf-8"))
         if "device" in edge:
-            assert edge["hub_public_key"] == keys["example-hub"], config.name
-            assert edge["private_key_file"] == f"keys/example-{edge['device']}.key", config.name
+            assert edge["hub_public_key"] == keys["hub"], config.name
+            keys[edge["device"]] = public_hex_of(load_private_key(edge["private_key"]))
+    assert set(keys) == {"hub", "entrance", "win03"}
+    assert frozenset(keys.values()) == EXAMPLE_PUBLIC_KEYS
+    devices = {device["id"]: device["public_key"] for device in hub["devices"]}
+    assert devices == {"entrance": keys["entrance"], "win03": keys["win03"]}
 
 
 def test_the_hub_example_shows_every_section() -> None:
     hub = tomllib.loads((ROOT / "config" / "hub.example.toml").read_text(encoding="utf-8"))
-    assert set(HubConfig.model_fields) - {"private_key"} <= set(hub)
+    assert set(HubConfig.model_fields) - {"private_key_file"} <= set(hub)  # the file: commented
     assert hub["reports"]["dir"] == "/var/lib/hall-hub/reports"
     assert "StateDirectory=hall-hub" in (ROOT / "config" / "systemd" / "hall-hub.service").read_text()
 
@@ -154,3 +153,10 @@ def test_staff_identify_names_the_staff_member(tmp_path: Path) -> None:
     assert text.returncode == 0 and f"{probe}: S001 张伟 distance" in text.stdout, text.stdout
     as_json = run("hub.cli", "staff", "identify", "--config", str(config), "--json", probe)
     assert [(f["staff"], f["name"]) for f in json.loads(as_json.stdout)] == [("S001", "张伟")]
+
+
+@pytest.mark.parametrize("unit", ["hall-hub.service", "hall-edge.service"])
+def test_systemd_units_are_hardened(unit: str) -> None:
+    lines = set((ROOT / "config" / "systemd" / unit).read_text(encoding="utf-8").splitlines())
+    assert {"UMask=0077", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes"} <= lines
+    assert any(line.startswith("StateDirectory=") for line in lines)  # the one writable place

@@ -80,9 +80,21 @@ def test_check_refuses_a_key_file_that_is_not_64_lowercase_hex(module: str, cont
 @pytest.mark.parametrize("module", SIDES)
 def test_check_accepts_a_key_file_with_surrounding_whitespace(module: str, tmp_path: Path) -> None:
     (tmp_path / "box.key").write_text(f"\n  {generate_keypair().private_hex}  \n\n", encoding="ascii")
+    (tmp_path / "box.key").chmod(0o600)
     config = config_with_key_file(module, tmp_path, "box.key")
     result = run(module, "check", "--config", str(config))
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("module", SIDES)
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+def test_a_key_file_others_may_read_is_refused(module: str, mode: int, tmp_path: Path) -> None:
+    key_file = tmp_path / "box.key"
+    key_file.write_text(generate_keypair().private_hex + "\n", encoding="ascii")
+    key_file.chmod(mode)
+    config = config_with_key_file(module, tmp_path, "box.key")
+    line = refused(run(module, "check", "--config", str(config)))
+    assert f"{key_file}: mode {mode:04o} lets others read the private key; `chmod 600 {key_file}`" in line
 
 
 @pytest.mark.parametrize("module", SIDES)
@@ -185,3 +197,33 @@ def test_enroll_refuses_a_photo_without_a_face_a_non_image_and_a_missing_file(tm
     store = Store(f"sqlite:///{tmp_path / 'hub.db'}", FixedClock(datetime(2026, 11, 24, tzinfo=UTC)))
     assert list(store.entries(ENROLL_KIND)) == []
     store.close()
+
+
+def test_inspector_commands_need_no_private_key(tmp_path: Path) -> None:
+    """An inspector's copy: the store and a config naming no key, or a key file they do not have."""
+    Store(f"sqlite:///{tmp_path / 'hub.db'}", FixedClock(datetime(2026, 11, 24, tzinfo=UTC))).append(
+        "roster", {"staff": []})
+    config = tmp_path / "hub.toml"
+    for key_line in ("", 'private_key_file = "/nonexistent/hub.key"\n'):
+        config.write_text(f'hall = "h1"\n{key_line}[store]\nurl = "sqlite:///hub.db"\n', encoding="utf-8")
+        for args in (("log", "verify"), ("attendance", "--date", "2026-11-24"), ("quarantine",)):
+            result = run("hub.cli", *args, "--config", str(config))
+            assert result.returncode == 0, (args, result.stderr)
+    config.write_text('hall = "h1"\n[store]\nurl = "sqlite:///hub.db"\n', encoding="utf-8")
+    assert "read-only" in run("hub.cli", "check", "--config", str(config)).stdout
+    line = refused(run("hub.cli", "send", "sync", "--device", "entrance", "--config", str(config)))
+    assert "signs as the hub: give private_key or private_key_file" in line
+
+
+def test_a_device_named_hub_and_a_relative_ca_file(tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text(f'hall = "h1"\n[[devices]]\nid = "hub"\npublic_key = "{HUB_KEY.public_hex}"\n',
+                      encoding="utf-8")
+    assert "'hub' is the hub's own broker user" in refused(run("hub.cli", "check", "--config", str(config)))
+    from edge_agent import config as edge_config
+
+    edge = tmp_path / "edge.toml"
+    edge.write_text(f'hall = "h1"\ndevice = "entrance"\nprivate_key = "{HUB_KEY.private_hex}"\n'
+                    f'hub_public_key = "{HUB_KEY.public_hex}"\n[broker]\nurl = "mqtts://hub:8883"\n'
+                    'ca_file = "ca.pem"\n[outbox]\npath = "o.db"\n', encoding="utf-8")
+    assert edge_config.load(edge).broker.ca_file == tmp_path / "ca.pem"

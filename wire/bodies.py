@@ -5,11 +5,20 @@ Strict: unknown keys, floats and wrong types are refused, so the hub can quarant
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
-from wire.envelope import TS_RE, WireError
+from wire.envelope import WireError, parse_ts
 
 MAX_PHOTO_B64 = (48 * 1024 * 4 + 2) // 3 + 4  # 48 KiB of JPEG, base64-encoded
 
@@ -18,8 +27,13 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+def _real_moment(text: str) -> str:
+    parse_ts(text)  # the pattern, then a real date and time: 2026-02-30 or 25:00 are refused
+    return text
+
+
 CardHex = Annotated[StrictStr, Field(pattern=r"^[0-9A-F]{10}$")]
-Timestamp = Annotated[StrictStr, Field(pattern=TS_RE.pattern)]
+Timestamp = Annotated[StrictStr, AfterValidator(_real_moment)]
 
 
 class ClockBody(_Body):
@@ -65,6 +79,39 @@ class CommittedBody(_Body):
     seq: Annotated[StrictInt, Field(ge=0)]
 
 
+class StateBody(_Body):
+    """The body of a signed `state` (PROTOCOL.md 2.5). Not an event: not in BODIES."""
+
+    online: StrictBool
+    version: StrictStr
+    units: dict[StrictStr, object]
+    ready: StrictBool = False  # absent: not ready
+
+
+class _HubBody(BaseModel):
+    """What the hub sends the edges: keys a newer hub adds are ignored, the rest is strict."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+
+
+class RosterMember(_HubBody):
+    id: StrictStr
+    name: StrictStr = ""
+    window: StrictStr | None = None
+    cards: list[StrictStr] = []
+
+
+class GalleryEntry(_HubBody):
+    staff: StrictStr
+    encoding: Annotated[list[StrictInt], Field(min_length=128, max_length=128)]
+
+
+class RosterBody(_HubBody):
+    staff: list[RosterMember] = []
+    windows: list[StrictStr] = []
+    gallery: list[GalleryEntry] = []
+
+
 BODIES: dict[str, type[_Body]] = {
     "clock": ClockBody,
     "rating": RatingBody,
@@ -74,14 +121,22 @@ BODIES: dict[str, type[_Body]] = {
 }
 
 
+Model = TypeVar("Model", bound=BaseModel)
+
+
 def validate_body(type: str, body: dict[str, object]) -> _Body:
     """The typed body of an event, or WireError('malformed') naming what is wrong."""
     model = BODIES.get(type)
     if model is None:
-        raise WireError("malformed", f"unknown event type {type!r}")
+        raise WireError("malformed", f"unknown event type {type!r}"[:200])
+    return checked(model, body, type)
+
+
+def checked(model: type[Model], body: object, what: str) -> Model:
+    """`body` as `model`, or WireError('malformed') naming the first thing wrong with it."""
     try:
         return model.model_validate(body)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise WireError("malformed", f"{type} body: {where}: {first['msg']}") from exc
+        raise WireError("malformed", f"{what} body: {where}: {first['msg']}"[:300]) from exc

@@ -22,7 +22,7 @@ HexKey = Annotated[str, Field(pattern=HEX64_RE.pattern, description="64 lowercas
 # TOML has no path type: a path is written as a string, which strict mode alone would refuse.
 FilePath = Annotated[Path, Field(strict=False)]
 
-# The public keys of the private keys shipped in config/keys/ for the examples: known to everyone.
+# The public keys of the private keys written into config/*.example.toml: known to everyone.
 EXAMPLE_PUBLIC_KEYS = frozenset({
     "a99f9020ac0919d430727ca99e3f61859fb22e213455e72150529bf907050632",  # example-hub.key
     "aff41766b8215acafed2b84c2e9dc4f81d1ed0aeeeaed9ec1c16a1c22ca65136",  # example-entrance.key

@@ -1,6 +1,11 @@
 """The signed envelope of PROTOCOL.md section 1: canonical form, Ed25519 signing, parsing.
 
 Both the edge agent and the hub import this module; it is the only code they share.
+
+Parsing treats every byte as hostile: JSON nested deeper than MAX_DEPTH, integers outside
++-(2^53 - 1) (not portable between JSON readers), floats, NaN and Infinity, duplicate keys and lone
+surrogates are `malformed`; an envelope whose bytes are not its canonical form is `non_canonical`
+(the bytes the hub stores are exactly the bytes that were signed, one form per envelope).
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any
 
 from nacl.exceptions import BadSignatureError
@@ -20,11 +26,16 @@ from nacl.signing import VerifyKey as PublicKey
 
 VERSION = 1
 MAX_ID_LEN = 64
+MAX_DEPTH = 32  # nesting of JSON objects and arrays
+MAX_SAFE_INT = 2**53 - 1  # the largest integer every JSON reader holds exactly
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 SIG_RE = re.compile(r"^[0-9a-f]{128}$")
-# RFC 3339 with an offset and milliseconds, as the contract requires.
-TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}(Z|[+-]\d{2}:\d{2})$")
+# RFC 3339 with an offset and milliseconds, as the contract requires (ASCII digits only).
+TS_RE = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 ENVELOPE_KEYS = frozenset({"v", "id", "hall", "device", "seq", "ts", "type", "body", "sig"})
 
 
@@ -50,9 +61,15 @@ def format_ts(moment: datetime) -> str:
 
 
 def parse_ts(text: str) -> datetime:
-    if not isinstance(text, str) or not TS_RE.match(text):
-        raise ValueError(f"not an RFC 3339 timestamp with milliseconds and offset: {text!r}")
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """A real moment (2026-02-30 or hour 25 match the pattern but are not), representable in UTC."""
+    if not isinstance(text, str) or not TS_RE.fullmatch(text):
+        raise ValueError(f"not an RFC 3339 timestamp with milliseconds and offset: {text!r}"[:200])
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"not a real moment: {text!r}: {exc}") from exc
+    return moment
 
 
 def uuid7() -> str:
@@ -159,40 +176,66 @@ def seal(
 
 
 def parse(raw: bytes) -> Envelope:
-    """Parse the envelope's shape (not its signature, not the body's schema)."""
-    try:
-        obj = json.loads(raw.decode("utf-8"), parse_float=_no_float)
-    except UnicodeDecodeError as exc:
-        raise WireError("malformed", f"not UTF-8: {exc}") from exc
-    except _FloatFound as exc:
-        raise WireError("malformed", "floating-point numbers are not allowed") from exc
-    except json.JSONDecodeError as exc:
-        raise WireError("malformed", f"not JSON: {exc.msg} at {exc.pos}") from exc
+    """Parse the envelope's shape (not its signature, not the body's schema). Raises WireError
+    `malformed` for anything outside the contract, `non_canonical` for bytes that are not the
+    canonical form of what they hold; never anything else."""
+    obj = strict_json(raw)
     if not isinstance(obj, dict):
         raise WireError("malformed", "envelope is not a JSON object")
     keys = set(obj)
     if keys != ENVELOPE_KEYS:
         missing, extra = ENVELOPE_KEYS - keys, keys - ENVELOPE_KEYS
-        raise WireError("malformed", f"envelope keys: missing {sorted(missing)}, extra {sorted(extra)}")
-    if obj["v"] != VERSION or isinstance(obj["v"], bool):
-        raise WireError("malformed", f"unsupported version {obj['v']!r}")
+        raise WireError("malformed", f"envelope keys: missing {sorted(missing)}, extra {sorted(extra)}"[:300])
+    if type(obj["v"]) is not int or obj["v"] != VERSION:
+        raise WireError("malformed", f"unsupported version {obj['v']!r}"[:200])
     checks = (
-        (isinstance(obj["id"], str) and 0 < len(obj["id"]) <= MAX_ID_LEN, "id"),
-        (isinstance(obj["hall"], str) and NAME_RE.match(obj["hall"]), "hall"),
-        (isinstance(obj["device"], str) and NAME_RE.match(obj["device"]), "device"),
-        (type(obj["seq"]) is int and obj["seq"] >= 1, "seq"),
-        (isinstance(obj["ts"], str) and TS_RE.match(obj["ts"]), "ts"),
-        (isinstance(obj["type"], str) and NAME_RE.match(obj["type"]), "type"),
+        (isinstance(obj["id"], str) and 0 < len(obj["id"]) <= MAX_ID_LEN
+         and not CONTROL_RE.search(obj["id"]), "id"),
+        (isinstance(obj["hall"], str) and NAME_RE.fullmatch(obj["hall"]), "hall"),
+        (isinstance(obj["device"], str) and NAME_RE.fullmatch(obj["device"]), "device"),
+        (type(obj["seq"]) is int and 1 <= obj["seq"] <= MAX_SAFE_INT, "seq"),
+        (isinstance(obj["ts"], str) and _real_ts(obj["ts"]), "ts"),
+        (isinstance(obj["type"], str) and NAME_RE.fullmatch(obj["type"]), "type"),
         (isinstance(obj["body"], dict), "body"),
-        (isinstance(obj["sig"], str) and SIG_RE.match(obj["sig"]), "sig"),
+        (isinstance(obj["sig"], str) and SIG_RE.fullmatch(obj["sig"]), "sig"),
     )
     for ok, field in checks:
         if not ok:
             raise WireError("malformed", f"bad field {field!r}: {obj[field]!r}"[:200])
+    if canonical(obj) != raw:
+        raise WireError("non_canonical", "the bytes are not the envelope's canonical form")
     return Envelope(
         id=obj["id"], hall=obj["hall"], device=obj["device"], seq=obj["seq"], ts=obj["ts"],
         type=obj["type"], body=obj["body"], sig=obj["sig"], raw=bytes(raw),
     )
+
+
+def strict_json(raw: bytes, *, floats: bool = False) -> Any:
+    """JSON from untrusted bytes, or WireError('malformed'): UTF-8 only, nesting up to MAX_DEPTH,
+    integers within +-MAX_SAFE_INT, no duplicate keys, no NaN or Infinity, no lone surrogates, and
+    no floats unless `floats`."""
+    try:
+        text = bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WireError("malformed", f"not UTF-8: {exc}") from exc
+    if _depth(text) > MAX_DEPTH:
+        raise WireError("malformed", f"nested deeper than {MAX_DEPTH}")
+    try:
+        value = json.loads(text, parse_float=float if floats else _no_float, parse_int=_safe_int,
+                           parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
+        if _SURROGATE_ESCAPE_RE.search(text):  # "\ud800" alone decodes, then cannot be encoded
+            canonical(value)
+    except _Refused as exc:
+        raise WireError("malformed", str(exc)) from exc
+    except json.JSONDecodeError as exc:
+        raise WireError("malformed", f"not JSON: {exc.msg} at {exc.pos}") from exc
+    except UnicodeEncodeError as exc:
+        raise WireError("malformed", "a string holds a lone surrogate") from exc
+    except RecursionError as exc:  # the depth scan makes this unreachable for valid JSON
+        raise WireError("malformed", f"nested deeper than {MAX_DEPTH}") from exc
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise WireError("malformed", f"not JSON: {exc}"[:200]) from exc
+    return value
 
 
 def verify(envelope: Envelope, public_key: PublicKey) -> None:
@@ -209,12 +252,59 @@ def open_signed(raw: bytes, public_key: PublicKey) -> Envelope:
     return envelope
 
 
-class _FloatFound(Exception):
-    pass
+class _Refused(Exception):
+    """Raised by the JSON hooks: what the contract does not allow."""
 
 
 def _no_float(text: str) -> float:
-    raise _FloatFound(text)
+    raise _Refused("floating-point numbers are not allowed")
+
+
+def _no_constant(text: str) -> float:
+    raise _Refused(f"{text} is not allowed")
+
+
+def _safe_int(text: str) -> int:
+    if len(text) > 17:  # more digits than MAX_SAFE_INT: refused before converting
+        raise _Refused(f"integer of {len(text)} digits is outside +-(2^53 - 1)")
+    value = int(text)
+    if abs(value) > MAX_SAFE_INT:
+        raise _Refused(f"integer {value} is outside +-(2^53 - 1)")
+    return value
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Refused(f"duplicate key {key!r}"[:200])
+            seen.add(key)
+    return obj
+
+
+_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_BRACKET_RE = re.compile(r"[\[\]{}]")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_SURROGATE_ESCAPE_RE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _depth(text: str) -> int:
+    """How deep arrays and objects nest, without recursion (exact for valid JSON: strings are
+    taken out first, so brackets inside them do not count)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return 0
+    brackets = _BRACKET_RE.findall(_STRING_RE.sub("", text))
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def _real_ts(text: str) -> bool:
+    try:
+        parse_ts(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _reject_floats(value: Any, path: str) -> None:

@@ -41,12 +41,21 @@ def read_private(path: Path, program: str) -> str:
         raise KeyFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     text = data.decode("ascii", errors="replace").strip()
     if HEX64_RE.match(text):
+        _check_private(path)
         return text
     hint = f"make it with {program} keygen --out FILE"
     if "private_key" in text:
         raise KeyFileError(f"{path}: holds `private_key = ...` lines (keygen's printed output), "
                            f"not the key alone; {hint}")
     raise KeyFileError(f"{path}: must hold 64 lowercase hex characters (the private key alone; {hint})")
+
+
+def _check_private(path: Path) -> None:
+    """Refuse a key file that group or others may read or write, as ssh refuses such keys."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise KeyFileError(f"{path}: mode {mode:04o} lets others read the private key; "
+                           f"`chmod 600 {path}` (owned by the service user)")
 
 
 def keygen(out: Path | None) -> int:

@@ -1,10 +1,17 @@
-"""What every serial driver shares: recognising a failed port, and rate-limited bad_frame faults."""
+"""What every serial driver shares: recognising a failed port, rate-limited bad_frame faults, and
+the error that says a reading was not recorded."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from edge_agent.readings import Reading, UnitFault
+
+
+class RecordError(Exception):
+    """Raised by `emit` when the agent could not commit a reading (its outbox refused the write). The
+    driver does not acknowledge that reading to its device and carries on; the agent has logged it
+    and reports it as a fault."""
 
 
 def is_port_error(exc: BaseException) -> bool:
@@ -29,7 +36,11 @@ class FaultReporter:
         now = self._monotonic()
         if not force and self._last is not None and now - self._last < self._interval:
             return False
-        self._last, self._bad_frames, self._skipped_bytes = now, bad_frames, skipped_bytes
+        self._last = now
         detail = f"{new_bad} bad frame(s), {new_skipped} byte(s) skipped{extra}"
-        self._emit(UnitFault(self._unit, "bad_frame", count=new_bad, detail=detail))
+        try:
+            self._emit(UnitFault(self._unit, "bad_frame", count=new_bad, detail=detail))
+        except RecordError:
+            return False  # not recorded: these counts go with the next report
+        self._bad_frames, self._skipped_bytes = bad_frames, skipped_bytes
         return True

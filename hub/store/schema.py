@@ -7,9 +7,12 @@ that was signed or hashed (so nothing is lost to a driver's idea of time zones),
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     DateTime,
     Index,
     Integer,
@@ -18,6 +21,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    event,
+    inspect,
 )
 
 metadata = MetaData()
@@ -43,6 +48,8 @@ events = Table(
     Index("ix_events_type_ts", "type", "ts_utc"),
 )
 
+# A quarantined message keeps at most its first QUARANTINE_KEEP bytes in `payload`, with the size and
+# SHA-256 of the whole message (NULL in rows written before those columns existed).
 quarantine = Table(
     "quarantine",
     metadata,
@@ -52,7 +59,20 @@ quarantine = Table(
     Column("reason", _NAME, nullable=False),
     Column("detail", Text, nullable=False),
     Column("payload", LargeBinary, nullable=False),
+    Column("size", BigInteger, nullable=True),
+    Column("sha256", String(64), nullable=True),
 )
+
+
+@event.listens_for(metadata, "after_create")
+def _add_quarantine_digest(target: MetaData, connection: Connection, **kw: Any) -> None:
+    """A store created before `size` and `sha256` existed gets them (the only change ever made to a
+    table in place: two nullable columns added, no row touched)."""
+    present = {column["name"] for column in inspect(connection).get_columns("quarantine")}
+    for column in ("size", "sha256"):
+        if column not in present:
+            kind = quarantine.c[column].type.compile(dialect=connection.dialect)
+            connection.exec_driver_sql(f"ALTER TABLE quarantine ADD COLUMN {column} {kind}")
 
 leaves = Table(
     "leaves",

@@ -454,24 +454,38 @@ def _tamper(item: StoredEvent) -> Quarantined:
     )
 
 
+QUARANTINE_KEEP = 4096  # bytes of a quarantined payload kept; its size and SHA-256 cover all of it
+
+
 def _quarantine_row(item: Quarantined) -> dict[str, Any]:
     return {
         "received_at": format_ts(item.received_at),
-        "topic": item.topic,
-        "reason": item.reason,
-        "detail": item.detail,
-        "payload": item.payload,
+        "topic": _safe_text(item.topic),
+        "reason": _safe_text(item.reason),
+        "detail": _safe_text(item.detail),
+        "payload": item.payload[:QUARANTINE_KEEP],
+        "size": len(item.payload),
+        "sha256": hashlib.sha256(item.payload).hexdigest(),
     }
 
 
 def _quarantine_data(item: Quarantined) -> dict[str, Any]:
+    """The log entry: the kept head of the payload, with the size and SHA-256 of all of it."""
     return {
-        "topic": item.topic,
-        "reason": item.reason,
-        "detail": item.detail,
-        **payload_fields(item.payload),
+        "topic": _safe_text(item.topic),
+        "reason": _safe_text(item.reason),
+        "detail": _safe_text(item.detail),
+        **payload_fields(item.payload[:QUARANTINE_KEEP]),
+        "size": len(item.payload),
+        "sha256": hashlib.sha256(item.payload).hexdigest(),
         "received_at": format_ts(item.received_at),
     }
+
+
+def _safe_text(value: str) -> str:
+    """Text any database takes and JSON encodes: no NUL (PostgreSQL refuses it in text), no lone
+    surrogate (not UTF-8), both written as escapes."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def _audit_entry(row: Row[Any]) -> AuditEntry:

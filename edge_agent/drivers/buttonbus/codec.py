@@ -30,6 +30,7 @@ HOST_COMMANDS = frozenset({ACK, SHOW, POLL})
 
 KIND_EVALUATOR = 1
 KIND_DESK = 2
+HELLO_POWERED_UP = 0x01  # HELLO flags (frame version 2), bit 0: the device has just powered up
 
 
 class DisplayMode(IntEnum):
@@ -134,16 +135,30 @@ class Hello:
     keys: int
     fw_major: int
     fw_minor: int
+    flags: int | None = None  # the flags byte of a version 2 HELLO; None for version 1
 
     @property
     def firmware(self) -> str:
         return f"{self.fw_major}.{self.fw_minor}"
 
+    @property
+    def version(self) -> int:
+        return 1 if self.flags is None else 2
+
+    @property
+    def powered_up(self) -> bool:
+        """Bit 0 of the flags. A version 1 HELLO cannot tell, so it counts as a power-up."""
+        return self.flags is None or bool(self.flags & HELLO_POWERED_UP)
+
 
 def parse_hello(payload: bytes) -> Hello:
-    if len(payload) != 4:
-        raise ValueError(f"a HELLO payload is 4 bytes, got {len(payload)}")
-    return Hello(payload[0], payload[1], payload[2], payload[3])
+    """Version 1: kind, keys, firmware major, minor. Version 2 adds a flags byte: bit 0 set at
+    power-up, clear on the periodic HELLO; bits 1-7 are reserved and ignored."""
+    if len(payload) == 4:
+        return Hello(payload[0], payload[1], payload[2], payload[3])
+    if len(payload) == 5:
+        return Hello(payload[0], payload[1], payload[2], payload[3], payload[4])
+    raise ValueError(f"a HELLO payload is 4 bytes (version 1) or 5 (version 2), got {len(payload)}")
 
 
 def parse_key(payload: bytes) -> tuple[int, int]:

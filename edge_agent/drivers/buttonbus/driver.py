@@ -8,6 +8,7 @@ moment it arrives and a poll can give up on a silent address after 50 ms whateve
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -29,7 +30,7 @@ from edge_agent.drivers.buttonbus.codec import (
     parse_key,
     show_payload,
 )
-from edge_agent.drivers.faults import FaultReporter, is_port_error
+from edge_agent.drivers.faults import FaultReporter, RecordError, is_port_error
 from edge_agent.readings import ButtonPress, DeviceError, DeviceHello, Reading, Transport
 from wire.clock import Clock
 
@@ -47,8 +48,9 @@ class BusDevice:
 @dataclass
 class ButtonBusStats:
     frames: int = 0  # valid frames from configured devices
-    presses: int = 0  # ButtonPresses emitted
-    repeats: int = 0  # KEYs whose seq was already seen (acknowledged again, not emitted)
+    presses: int = 0  # ButtonPresses emitted and recorded
+    repeats: int = 0  # KEYs whose seq was already recorded (acknowledged again, not emitted)
+    unrecorded: int = 0  # KEYs the agent could not record: not acknowledged, so the device repeats them
     acks_sent: int = 0
     hellos: int = 0
     polls: int = 0
@@ -75,9 +77,11 @@ class ButtonBusDriver:
     """One ButtonBus port: a single device (`polled=False`, it speaks on its own) or a polled RS-485
     bus of several addresses (`polled=True`).
 
-    Every KEY is acknowledged, repeats included; each new seq per address becomes one ButtonPress (a
-    seq equal to the last one seen from that address is a repeat; a HELLO, the device's power-up,
-    forgets it). The transport is owned by the caller; `run` raises DeviceError when the port fails.
+    A KEY is acknowledged once its ButtonPress is recorded (`emit` returned; RecordError: not
+    acknowledged, the device repeats it), and every repeat of it again; each new seq per address
+    becomes one ButtonPress (a seq equal to the last one recorded from that address is a repeat; a
+    power-up HELLO forgets it, a periodic one keeps it). The transport is owned by the caller; `run`
+    raises DeviceError when the port fails.
     `poll_interval` is how long a polled address has to answer, and the shortest time one round of
     polls takes. `monotonic` paces the bad_frame fault reports.
     """
@@ -118,6 +122,12 @@ class ButtonBusDriver:
         self._unknown_addrs: set[int] = set()
         self.stats = ButtonBusStats()
         self._faults = FaultReporter(self.port_unit, emit, monotonic, fault_report_seconds)
+
+    def adopt_last_seqs(self, last_seqs: dict[int, int]) -> None:
+        """Use and update `last_seqs` (address -> last recorded KEY seq), kept by the supervisor across
+        reopenings of the port: a KEY recorded just before the port failed, whose ACK never left, is
+        repeated by the device afterwards and must count once. Call before `run`."""
+        self._last_seq = last_seqs
 
     # --- called from other threads --------------------------------------------------------
 
@@ -223,21 +233,28 @@ class ButtonBusDriver:
         if key is not None:
             self._key(unit, frame.addr, *key)
         elif hello is not None:
-            self._last_seq.pop(frame.addr, None)  # powered up: its seq starts afresh
+            if hello.powered_up:
+                self._last_seq.pop(frame.addr, None)  # its seq starts afresh
             self.stats.hellos += 1
-            self._emit(DeviceHello(unit, frame.addr, hello.kind, hello.keys, hello.firmware))
+            with contextlib.suppress(RecordError):  # nothing to acknowledge
+                self._emit(DeviceHello(unit, frame.addr, hello.kind, hello.keys, hello.firmware))
         return True
 
     def _key(self, unit: str, addr: int, seq: int, key: int) -> None:
-        # acknowledge first: if that write fails, the press is not emitted and the device repeats it
-        self._write(encode(addr, ACK, bytes((seq,))))
-        self.stats.acks_sent += 1
+        """Record first, then acknowledge: a press the agent could not record stays unacknowledged and
+        the device sends it again; if the ACK write fails, the recorded seq makes the repeat count once."""
         if self._last_seq.get(addr) == seq:
             self.stats.repeats += 1
-            return
-        self._last_seq[addr] = seq
-        self.stats.presses += 1
-        self._emit(ButtonPress(unit, addr, key, self._clock.now()))
+        else:
+            try:
+                self._emit(ButtonPress(unit, addr, key, self._clock.now()))
+            except RecordError:
+                self.stats.unrecorded += 1
+                return
+            self._last_seq[addr] = seq
+            self.stats.presses += 1
+        self._write(encode(addr, ACK, bytes((seq,))))
+        self.stats.acks_sent += 1
 
     # --- port I/O ---------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import serial
 
-from edge_agent.drivers.faults import FaultReporter, is_port_error
+from edge_agent.drivers.faults import FaultReporter, RecordError, is_port_error
 from edge_agent.drivers.rdm6300.codec import FrameParser, TapDetector
 from edge_agent.readings import CardRead, DeviceError, Transport, UnitFault
 from wire.clock import Clock
@@ -21,7 +21,8 @@ READ_TIMEOUT_SECONDS = 0.1
 @dataclass
 class Rdm6300Stats:
     frames: int = 0  # valid, non-phantom frames
-    taps: int = 0  # CardReads emitted
+    taps: int = 0  # CardReads emitted and recorded
+    unrecorded: int = 0  # CardReads the agent could not record (it logs and reports them)
     bad_frames: int = 0
     skipped_bytes: int = 0
     phantom_reads: int = 0
@@ -69,7 +70,8 @@ class Rdm6300Driver:
     """Turns an RDM6300 byte stream into one CardRead per tap and rate-limited bad_frame faults.
 
     The transport is injected and owned by the caller (who opens and closes it); `run` raises
-    DeviceError when the port fails, so the supervisor can reopen it.
+    DeviceError when the port fails, so the supervisor can reopen it. A tap the agent could not
+    record (`emit` raised RecordError) is counted in `stats.unrecorded` and reading goes on.
     """
 
     def __init__(
@@ -77,7 +79,7 @@ class Rdm6300Driver:
         unit: str,
         transport: Transport,
         clock: Clock,
-        emit: Callable[[CardRead | UnitFault], None],
+        emit: Callable[[CardRead | UnitFault], object],
         monotonic: Callable[[], float] = time.monotonic,
         fault_report_seconds: float = 5.0,
     ) -> None:
@@ -116,8 +118,12 @@ class Rdm6300Driver:
         mono = self._monotonic()
         for card in cards:
             if self._taps.observe(card, mono):
+                try:
+                    self._emit(CardRead(self.unit, card, self._clock.now()))
+                except RecordError:
+                    self.stats.unrecorded += 1
+                    continue
                 self.stats.taps += 1
-                self._emit(CardRead(self.unit, card, self._clock.now()))
         self.stats.frames = self._parser.frames
         self.stats.bad_frames = self._parser.bad_frames
         self.stats.skipped_bytes = self._parser.skipped_bytes
