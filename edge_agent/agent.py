@@ -25,6 +25,7 @@ from edge_agent.config import BusUnit, EdgeConfig, FaceUnit
 from edge_agent.drivers import DRIVERS, ButtonBusDriver, OpenTransport, UnitConfig, open_serial
 from edge_agent.drivers.faults import RecordError
 from edge_agent.entrance import Entrance, card_owner
+from edge_agent.hub_seq import HubSeqs
 from edge_agent.link import Inbound, LinkState, MqttLink
 from edge_agent.outbox import MIB, Outbox, OutboxError, RefusedWrites, Sweep
 from edge_agent.readings import ButtonPress, CardRead, DeviceError, DeviceHello, Reading, UnitFault
@@ -81,6 +82,7 @@ class EdgeAgent:
         self._key = load_private_key(config.private_key_hex())
         self._hub_key = load_public_key(config.hub_public_key)
         self.outbox = outbox if outbox is not None else Outbox(config.outbox.path)
+        self._hub_seqs = HubSeqs(self.outbox)  # PROTOCOL.md 2.6: older hub messages are refused
         self._wake = threading.Event()
         self._resends = Sweep()
         self._status_lock = threading.Lock()
@@ -444,19 +446,24 @@ class EdgeAgent:
             gallery = Gallery.from_wire([entry.model_dump() for entry in body.gallery])
         except ValueError as exc:
             raise WireError("malformed", f"roster gallery: {exc}"[:200]) from exc
+        if not self._hub_seqs.admit("roster", envelope.seq):
+            return
         self._roster_staff, self._gallery = staff, gallery
         log.info("roster: %d staff, %d face encoding(s)", len(staff), len(gallery) if gallery else 0)
 
     def _watermark(self, envelope: Envelope, retained: bool) -> None:
         seq = checked(CommittedBody, envelope.body, "committed").seq
+        self._hub_seqs.admit("committed", envelope.seq)
         dropped = self.outbox.commit(seq, retained=retained)
         log.debug("hub committed up to #%d; %d event(s) left the outbox", seq, dropped)
 
     def _command(self, envelope: Envelope) -> None:
         """A hub-signed command, run once per id and answered with an `ack` event; one that cannot
-        run is answered ok=false with the reason, and counted as `bad_command`."""
+        run is answered ok=false with the reason, and counted as `bad_command`. One whose hub seq is
+        not above the last accepted is neither run nor answered (`replayed`, PROTOCOL.md 2.6)."""
         if envelope.id in self._seen_commands:
             return
+        self._hub_seqs.admit("cmd", envelope.seq)
         self._seen_commands.add(envelope.id)
         ok, error = True, None
         try:

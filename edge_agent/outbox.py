@@ -270,6 +270,26 @@ class Outbox:
         with self._lock:
             return self._meta("watermark")
 
+    def read_meta(self, key: str, default: int = 0) -> int:
+        """A value kept beside the events (e.g. the hub sequences, see hub_seq.py), or `default`.
+        Raises OutboxError on a failed read."""
+        try:
+            with self._lock:
+                row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        except (sqlite3.Error, OSError) as exc:
+            raise OutboxError(f"outbox {self.path}: read failed: {exc}") from exc
+        return default if row is None else int(row[0])
+
+    def write_meta(self, key: str, value: int) -> None:
+        """Keep `value` under `key`, durably. Raises OutboxError when the disk refuses the write."""
+        with self._lock:
+            try:
+                self._rollback()
+                self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                                 "DO UPDATE SET value = excluded.value", (key, value))
+            except (sqlite3.Error, OSError) as exc:
+                raise OutboxError(f"outbox {self.path}: write refused: {exc}") from exc
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

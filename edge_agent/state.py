@@ -1,11 +1,11 @@
 """The edge's signed `state` (PROTOCOL.md 2.5): every retained state, the last will included, is an
 envelope of type "state" sealed with the device key, so nobody else can say the box is online or
-offline. States are not outbox events: `seq` is milliseconds since the epoch, only growing."""
+offline. States are not outbox events: `seq` is milliseconds since the epoch on the box's clock (the
+injected one, so a simulated hall agrees with its hub), only growing."""
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 from wire.bodies import StateBody
@@ -13,20 +13,16 @@ from wire.clock import Clock
 from wire.envelope import PrivateKey, format_ts, seal
 
 
-def epoch_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class StateSealer:
     """Seals state bodies; safe to call from any thread (paho's, the run loop's, a unit's)."""
 
     def __init__(self, key: PrivateKey, hall: str, device: str, clock: Clock,
-                 ms: Callable[[], int] = epoch_ms) -> None:
+                 ms: Callable[[], int] | None = None) -> None:
         self._key = key
         self._hall = hall
         self._device = device
         self._clock = clock
-        self._ms = ms
+        self._ms = ms or (lambda: int(clock.now().timestamp() * 1000))
         self._seq = 0
         self._lock = threading.Lock()
 

@@ -6,7 +6,9 @@ store through the running hub.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +22,29 @@ from wire.clock import Clock
 from wire.envelope import format_ts, load_private_key, seal
 
 
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class HubSequence:
+    """The hub sequence (PROTOCOL.md 2.6): the `seq` of everything the hub signs. max(last + 1,
+    milliseconds since the epoch): it grows within a process even when the clock stands still, and
+    across processes and restarts with the clock. Thread-safe."""
+
+    def __init__(self, now_ms: Callable[[], int] = wall_ms) -> None:
+        self._now_ms = now_ms
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            self._last = max(self._last + 1, self._now_ms())
+            return self._last
+
+
+HUB_SEQ = HubSequence()  # one per process: commands, the roster and the watermarks share it
+
+
 def broker_address(config: HubConfig) -> tuple[str, int]:
     if config.broker.url == "embedded":
         host, _, port = config.broker.listen.rpartition(":")
@@ -31,7 +56,7 @@ def broker_address(config: HubConfig) -> tuple[str, int]:
 def send(config: HubConfig, clock: Clock, device: str, name: str, body: dict[str, Any]) -> str:
     """Publish a signed command; returns its id."""
     envelope = seal(load_private_key(config.private_key_hex()), hall=config.hall, device=device,
-                    seq=time.time_ns() // 1_000_000, ts=format_ts(clock.now()), type=name, body=body)
+                    seq=HUB_SEQ.next(), ts=format_ts(clock.now()), type=name, body=body)
     publish(config, topics.command(config.topic_prefix, config.hall, device, name), envelope.raw)
     return envelope.id
 
@@ -39,7 +64,7 @@ def send(config: HubConfig, clock: Clock, device: str, name: str, body: dict[str
 def publish_roster(config: HubConfig, clock: Clock, body: dict[str, Any]) -> None:
     """The signed retained roster (after an enrollment, so edges use the new gallery at once)."""
     envelope = seal(load_private_key(config.private_key_hex()), hall=config.hall, device="hub",
-                    seq=time.time_ns() // 1_000_000, ts=format_ts(clock.now()), type="roster", body=body)
+                    seq=HUB_SEQ.next(), ts=format_ts(clock.now()), type="roster", body=body)
     publish(config, topics.roster(config.topic_prefix, config.hall), envelope.raw, retain=True)
 
 

@@ -28,6 +28,7 @@ import paho.mqtt.client as mqtt
 from sqlalchemy.exc import OperationalError
 
 from hub.broker import EmbeddedBroker
+from hub.commands import HUB_SEQ
 from hub.config import HubConfig
 from hub.device_state import DeviceStates
 from hub.domain import Quarantined, StoredEvent
@@ -158,7 +159,6 @@ class HubService:
         self._inbox = _Inbox()
         self.rejects = RejectCollapser()
         self.dropped = 0  # messages paho's thread could not hand over (see _on_message)
-        self._seq = 0
         self._drifting: set[str] = set()
         self._online: dict[str, bool] = {}
         self._seen: dict[str, tuple[float, bool]] = {}  # device -> (monotonic last state, online)
@@ -417,8 +417,7 @@ class HubService:
     # --- publishing (hub-signed) ---------------------------------------------------------
 
     def _sealed(self, device: str, type_: str, body: dict[str, Any]) -> bytes:
-        self._seq = max(self._seq + 1, time.time_ns() // 1_000_000)
-        envelope = seal(self._key, hall=self.config.hall, device=device, seq=self._seq,
+        envelope = seal(self._key, hall=self.config.hall, device=device, seq=HUB_SEQ.next(),
                         ts=format_ts(self.clock.now()), type=type_, body=body)
         return envelope.raw
 

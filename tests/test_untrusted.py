@@ -28,6 +28,7 @@ from edge_agent.link import Inbound
 from edge_agent.readings import CardRead
 from hub import config as hub_config
 from hub.audit import verify_log
+from hub.commands import HubSequence
 from hub.domain import Quarantined, StoredEvent
 from hub.ingest import Decoder
 from hub.service import HubService, RejectCollapser
@@ -73,9 +74,12 @@ def signed(fields: dict[str, Any], key_hex: str = DEVICE.private_hex) -> bytes:
     return canonical({**fields, "sig": sig})
 
 
+HUB_SEQ = HubSequence()  # as the hub numbers what it signs: each message above the last (PROTOCOL.md 2.6)
+
+
 def hub_signed(device: str, type_: str, body: dict[str, Any], **overrides: Any) -> bytes:
     fields = unsigned(device=device, type=type_, body=body, ts=format_ts(datetime.now(TZ)),
-                      id=f"cmd-{time.monotonic_ns()}", seq=time.time_ns() // 1_000_000)
+                      id=f"cmd-{time.monotonic_ns()}", seq=HUB_SEQ.next())
     fields.update(overrides)
     return signed(fields, HUB.private_hex)
 
@@ -210,9 +214,7 @@ def test_decoder_takes_re_signed_mutations_and_the_store_keeps_them(store: Store
 # --- the edge agent's handlers -------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeAgent]:
-    folder = tmp_path_factory.mktemp("edge")
+def make_agent(folder: Path) -> EdgeAgent:
     path = folder / "edge.toml"
     path.write_text(
         f'hall = "h1"\ndevice = "entrance"\nprivate_key = "{DEVICE.private_hex}"\n'
@@ -220,7 +222,20 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeAgent]:
         '[[units]]\nid = "door"\nkind = "card"\ndriver = "rdm6300"\nport = "/dev/hall-card"\n'
         '[[units]]\nid = "eval"\nkind = "evaluator"\ndriver = "buttonbus"\nport = "/dev/hall-eval"\n'
         'window = "03"\n', encoding="utf-8")
-    made = EdgeAgent(edge_config.load(path), FixedClock(NOW))
+    return EdgeAgent(edge_config.load(path), FixedClock(NOW))
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeAgent]:
+    made = make_agent(tmp_path_factory.mktemp("edge"))
+    yield made
+    made.outbox.close()
+
+
+@pytest.fixture
+def fresh_agent(tmp_path: Path) -> Iterator[EdgeAgent]:
+    """An agent no mutated message reached: the hub seqs it accepted are its own test's."""
+    made = make_agent(tmp_path)
     yield made
     made.outbox.close()
 
@@ -392,12 +407,12 @@ def test_edge_refuses_and_counts(agent: EdgeAgent, topic: str, payload: bytes, r
     {"window": "03", "mode": True, "text": "x"}, {"window": 3, "mode": 1}, {"mode": 1},
     {"window": "99", "mode": 1}, {"window": "03", "mode": 1, "display": ["desk"]},
 ])
-def test_a_hub_signed_command_with_a_bad_body_is_answered_not_raised(agent: EdgeAgent,
+def test_a_hub_signed_command_with_a_bad_body_is_answered_not_raised(fresh_agent: EdgeAgent,
                                                                       body: dict[str, Any]) -> None:
-    before, last = agent.rejected["bad_command"], agent.outbox.last_seq()
-    assert_survives(agent, "hall/v1/h1/entrance/cmd/show", hub_signed("entrance", "show", body))
-    assert agent.rejected["bad_command"] == before + 1
-    assert agent.outbox.last_seq() == last + 1  # the ack, ok=false
+    before, last = fresh_agent.rejected["bad_command"], fresh_agent.outbox.last_seq()
+    assert_survives(fresh_agent, "hall/v1/h1/entrance/cmd/show", hub_signed("entrance", "show", body))
+    assert fresh_agent.rejected["bad_command"] == before + 1
+    assert fresh_agent.outbox.last_seq() == last + 1  # the ack, ok=false
 
 
 # --- the hub service: state messages, repeats, the loop -------------------------------------
