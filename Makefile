@@ -43,6 +43,8 @@ bench: system-packages $(VENV)/.installed-test
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/rules.py
 	$(BIN)/python bench/face.py
+	$(BIN)/python bench/junk.py
+	$(BIN)/python bench/drain.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

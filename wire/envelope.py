@@ -15,6 +15,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import accumulate
@@ -221,8 +222,7 @@ def strict_json(raw: bytes, *, floats: bool = False) -> Any:
     if _depth(text) > MAX_DEPTH:
         raise WireError("malformed", f"nested deeper than {MAX_DEPTH}")
     try:
-        value = json.loads(text, parse_float=float if floats else _no_float, parse_int=_safe_int,
-                           parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
+        value = (_FLOAT_DECODER if floats else _DECODER).decode(text)
         if _SURROGATE_ESCAPE_RE.search(text):  # "\ud800" alone decodes, then cannot be encoded
             canonical(value)
     except _Refused as exc:
@@ -288,6 +288,14 @@ _STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 _BRACKET_RE = re.compile(r"[\[\]{}]")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 _SURROGATE_ESCAPE_RE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _decoder(parse_float: Callable[[str], float]) -> json.JSONDecoder:
+    return json.JSONDecoder(parse_float=parse_float, parse_int=_safe_int, parse_constant=_no_constant,
+                            object_pairs_hook=_no_duplicates)
+
+
+_DECODER, _FLOAT_DECODER = _decoder(_no_float), _decoder(float)  # built once: both are stateless
 
 
 def _depth(text: str) -> int:
