@@ -10,11 +10,14 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub.service import HubService
 from wire.clock import start_clock
 from wire.envelope import KeyPair, generate_keypair
 
@@ -193,7 +196,22 @@ class Hall:
         return int(row[0]) if row else 0
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str, hall: Hall | None = None) -> None:
+@contextmanager
+def hub_in_thread(service: HubService, connect_timeout: float = 15) -> Iterator[threading.Thread]:
+    """A HubService running on a thread of the test, connected and subscribed; stopped after."""
+    stop = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stop,), name="hub")
+    thread.start()
+    try:
+        assert service.connected.wait(connect_timeout), "the hub did not connect to the broker"
+        time.sleep(0.5)  # the subscriptions are in place at the broker
+        yield thread
+    finally:
+        stop.set()
+        thread.join(15)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, hall: Hall | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

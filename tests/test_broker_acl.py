@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -38,6 +39,7 @@ from hub.cli_broker import add_device, export
 from hub.config import HubConfig
 from hub.service import HubService
 from hub.store.store import Store
+from tests.hall_harness import hub_in_thread
 from tests.mqtt_broker import Mosquitto, free_port
 from wire.clock import SystemClock
 from wire.configfile import ConfigError
@@ -286,6 +288,19 @@ class RunningHall:
         return peer
 
 
+@contextmanager
+def running_hall(tmp_path: Path, kind: str) -> Iterator[RunningHall]:
+    """A hall's broker (embedded, or Mosquitto from the exported files) with devices a and b;
+    the peers a test opened are closed and the broker stopped after it."""
+    running, server = start_hall(tmp_path, kind)
+    try:
+        yield running
+    finally:
+        for peer in running.peers:
+            peer.close()
+        server.stop()
+
+
 def start_hall(tmp_path: Path, kind: str) -> tuple[RunningHall, EmbeddedBroker | Mosquitto]:
     port = free_port()
     config = hub_config.load(write_hub_config(tmp_path / "hub", port))
@@ -305,11 +320,8 @@ def start_hall(tmp_path: Path, kind: str) -> tuple[RunningHall, EmbeddedBroker |
 
 @pytest.fixture(params=["embedded", "mosquitto"])
 def hall(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningHall]:
-    running, server = start_hall(tmp_path, request.param)
-    yield running
-    for peer in running.peers:
-        peer.close()
-    server.stop()
+    with running_hall(tmp_path, request.param) as running:
+        yield running
 
 
 @pytest.mark.e2e
@@ -372,29 +384,19 @@ def test_the_hub_user_reads_and_writes_everything_of_the_hall(hall: RunningHall)
 
 @pytest.mark.e2e
 def test_the_embedded_broker_refuses_a_foreign_will_and_a_foreign_client_id(tmp_path: Path) -> None:
-    hall, server = start_hall(tmp_path, "embedded")
-    try:
+    with running_hall(tmp_path, "embedded") as hall:
         assert hall.peer("a", will=f"{P}/b/state").connect() == "Not authorized"
         assert hall.peer("a", will=f"{P}/a/state").connect() == "Success"
         hall.connected("b", client_id="hall-edge-h1-b").close()
         assert hall.peer("a", client_id="hall-edge-h1-b").connect() == "Not authorized"
-    finally:
-        for peer in hall.peers:
-            peer.close()
-        server.stop()
 
 
 @pytest.mark.e2e
 def test_a_rotated_password_works_at_once_on_the_running_embedded_broker(tmp_path: Path) -> None:
-    hall, server = start_hall(tmp_path, "embedded")
-    try:
+    with running_hall(tmp_path, "embedded") as hall:
         new = add_device(hall.config, "a", rotate=True).secret
         assert hall.peer("a", password=hall.secrets["a"]).connect() == "Not authorized"
         assert hall.peer("a", password=new).connect() == "Success"
-    finally:
-        for peer in hall.peers:
-            peer.close()
-        server.stop()
 
 
 @pytest.mark.e2e
@@ -404,14 +406,10 @@ def test_the_hub_logs_in_with_the_secret_next_to_the_passwd_file(tmp_path: Path)
         update={"url": f"mqtt://127.0.0.1:{hall.port}"})})
     store = Store(f"sqlite:///{tmp_path / 'hub.db'}", SystemClock(config.tz))
     service = HubService(config, store.clock, store)
-    stop = threading.Event()
-    thread = threading.Thread(target=service.run, args=(stop,))
-    thread.start()
     try:
-        assert service.connected.wait(15), "the hub did not log in"
+        with hub_in_thread(service):
+            pass  # it logged in: hub_in_thread waits for the connection
     finally:
-        stop.set()
-        thread.join(30)
         store.close()
         server.stop()
     (tmp_path / "hub" / "broker.passwd.hub").unlink()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -16,6 +15,7 @@ from edge_agent import config as edge_config
 from edge_agent.agent import FLUSH_BATCH, EdgeAgent
 from edge_agent.outbox import Outbox, Pending
 from tests.drain_harness import DEVICE, HALL, HubStandIn, drain, fill_outbox
+from tests.hall_harness import wait_for
 from tests.mqtt_broker import Mosquitto
 from wire.clock import SystemClock
 from wire.envelope import generate_keypair
@@ -43,13 +43,6 @@ class CountingOutbox(Outbox):
         return rows
 
 
-def wait_until(condition: Callable[[], object], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 def test_the_backlog_is_read_once_in_bounded_batches(tmp_path: Path, broker: Mosquitto) -> None:
     edge_keys, hub_keys = generate_keypair(), generate_keypair()
     path = tmp_path / "edge.toml"
@@ -66,7 +59,7 @@ def test_the_backlog_is_read_once_in_bounded_batches(tmp_path: Path, broker: Mos
     thread = threading.Thread(target=agent.run, args=(stop,), name="agent-under-test")
     thread.start()
     try:
-        wait_until(lambda: outbox.size() == 0, 30)
+        wait_for(lambda: outbox.size() == 0, 30, "the backlog drained")
         drained_reads = len(outbox.reads)
         time.sleep(1.5)  # idle passes
         idle = outbox.reads[drained_reads:]

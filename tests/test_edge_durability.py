@@ -29,6 +29,7 @@ from edge_agent.drivers.faults import FaultReporter, RecordError
 from edge_agent.outbox import Outbox, OutboxError, Sweep
 from edge_agent.readings import ButtonPress, DeviceError, Reading, UnitFault
 from tests.drain_harness import fill_outbox
+from tests.hall_harness import wait_for
 from tests.mqtt_broker import free_port
 from wire.clock import SystemClock
 from wire.envelope import Envelope, generate_keypair
@@ -89,13 +90,6 @@ def events(outbox: Outbox) -> list[tuple[str, dict[str, Any]]]:
     return [(item.type, json.loads(item.payload)["body"]) for item in outbox.pending(limit=10_000)]
 
 
-def wait_until(condition: Callable[[], object], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def nothing_raised(caplog: pytest.LogCaptureFixture) -> bool:
     """No traceback was logged: no unit thread, nor the supervisor, met an exception."""
     return not [record for record in caplog.records if record.exc_info]
@@ -112,14 +106,14 @@ def test_a_refused_key_press_is_not_acked_and_counts_once_when_the_device_sends_
         disk = FullDisk(config.outbox.path)
         agent = EdgeAgent(config, CLOCK, outbox=disk)
         with running(agent):
-            wait_until(lambda: sim.box.shown)  # the port is open: its display was set
+            wait_for(lambda: sim.box.shown, 5, "the display set")  # the port is open: its display was set
             disk.full = True
             sim.press(None, 4)
-            wait_until(lambda: disk.refused.count("rating") >= 3)  # the first send and two repeats
+            wait_for(lambda: disk.refused.count("rating") >= 3, 5, "the first send and two repeats")
             assert sim.box.acks_received == 0 and THANKS not in sim.box.shown
             disk.full = False
             assert sim.wait_acked(3.0)
-            wait_until(lambda: [kind for kind, _ in events(disk)] == ["rating", "fault"])
+            wait_for(lambda: [kind for kind, _ in events(disk)] == ["rating", "fault"], 5, "rating and fault")
             recorded = events(disk)
             unit_status = agent.units["eval"].status
     assert recorded[0][1] == {"window": "03", "level": 4, "keys": 5, "invited": False, "invite": None,
@@ -142,13 +136,13 @@ def test_a_refused_tap_is_logged_and_reported_and_the_reader_goes_on(
         disk = FullDisk(config.outbox.path)
         agent = EdgeAgent(config, CLOCK, outbox=disk)
         with running(agent):
-            wait_until(lambda: agent.units["door"].status == "ok")
+            wait_for(lambda: agent.units["door"].status == "ok", 5, "the reader open")
             disk.full = True
             reader.tap("0A004A7B2C", hold_seconds=0.1)
-            wait_until(lambda: disk.refused == ["clock"])
+            wait_for(lambda: disk.refused == ["clock"], 5, "the tap refused")
             disk.full = False
             reader.tap("67003B51C6", hold_seconds=0.1)
-            wait_until(lambda: [kind for kind, _ in events(disk)] == ["clock", "fault"])
+            wait_for(lambda: [kind for kind, _ in events(disk)] == ["clock", "fault"], 5, "clock and fault")
             recorded = events(disk)
             unit_status = agent.units["door"].status
     finally:
@@ -170,7 +164,8 @@ def test_refusals_are_reported_by_the_loop_when_no_reading_comes(tmp_path: Path)
             agent.record(UnitFault("door", "port_lost", 1, "/dev/hall-card gone"))
         assert disk.refused == ["fault"] and events(disk) == []
         disk.full = False  # no reading follows: the loop's outbox check (every 0.1 s here) reports it
-        wait_until(lambda: [body["code"] for _, body in events(disk)] == ["outbox_write_failed"])
+        wait_for(lambda: [body["code"] for _, body in events(disk)] == ["outbox_write_failed"], 5,
+                 "the refusal reported")
     assert "(1 fault)" in events(Outbox(config.outbox.path))[0][1]["detail"]
 
 
@@ -204,9 +199,9 @@ def test_a_corrupt_outbox_is_kept_aside_and_a_new_one_takes_readings(tmp_path: P
         if damage == "not_sqlite":
             assert kept.with_name(kept.name + "-wal").read_bytes() == b"a stale write-ahead log"
         with running(agent):
-            wait_until(lambda: agent.units["door"].status == "ok")
+            wait_for(lambda: agent.units["door"].status == "ok", 5, "the reader open")
             reader.tap("0A004A7B2C", hold_seconds=0.1)
-            wait_until(lambda: len(events(agent.outbox)) == 2)
+            wait_for(lambda: len(events(agent.outbox)) == 2, 5, "two events")
             recorded = events(agent.outbox)
     finally:
         reader.close()
@@ -262,7 +257,7 @@ def test_a_large_outbox_is_reported_once_each_time_it_passes_warn_mb(tmp_path: P
 
     with running(agent):
         fill()
-        wait_until(lambda: large())
+        wait_for(lambda: large(), 5, "outbox_large reported")
         time.sleep(1.2)  # more checks
         # reported when passed (about 290 events of ~0.9 KiB), however far the fill went by the check
         assert len(large()) == 1 and large()[0]["count"] > 250 and "warn_mb = 0.25" in large()[0]["detail"]
@@ -270,7 +265,7 @@ def test_a_large_outbox_is_reported_once_each_time_it_passes_warn_mb(tmp_path: P
         time.sleep(1.2)
         assert large() == [] and agent.outbox.usage().used_bytes < 0.25 * 1024 * 1024
         fill()
-        wait_until(lambda: large())  # passed again: reported again
+        wait_for(lambda: large(), 5, "outbox_large reported")  # passed again: reported again
         time.sleep(1.2)
         assert len(large()) == 1
         assert agent.outbox.last_seq() == 1202  # nothing dropped
@@ -337,7 +332,7 @@ def test_a_key_recorded_as_the_port_failed_counts_once_after_the_reopen() -> Non
     stop = threading.Event()
     thread = threading.Thread(target=second.run, args=(stop,))
     thread.start()
-    wait_until(lambda: port.written)
+    wait_for(lambda: port.written, 5, "an ACK written")
     stop.set()
     thread.join(2)
     assert [(r.unit, r.key) for r in readings if isinstance(r, ButtonPress)] == [("eval", 4)]

@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import re
 import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ from edge_agent.state import StateSealer
 from hub import config as hub_config
 from hub.service import HubService
 from hub.store.store import Store
-from tests.hall_harness import Hall, StaffSpec, wait_for
+from tests.hall_harness import Hall, StaffSpec, hub_in_thread, wait_for
 from tests.mqtt_broker import Mosquitto
 from wire.bodies import StateBody
 from wire.clock import FixedClock, SystemClock
@@ -108,7 +107,7 @@ class RunningHub:
         self.flips += 1
         online = self.flips % 2 == 1
         self.publish(f"{P}/window/state", json.dumps({"online": online}).encode())
-        wait_until(lambda: self.states("window")[-1:] == [online], "the settling state")
+        wait_for(lambda: self.states("window")[-1:] == [online], 15, "the settling state")
 
     def states(self, device: str) -> list[bool]:
         """The device's online/offline changes in the log."""
@@ -121,13 +120,6 @@ class RunningHub:
 
     def quarantined(self, device: str) -> list[str]:
         return sorted(q.reason for q in self.store.quarantined() if q.topic == f"{P}/{device}/state")
-
-
-def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 15
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -144,22 +136,16 @@ def hub(tmp_path: Path, broker: Mosquitto) -> Iterator[RunningHub]:
     clock = SystemClock(TZ)
     store = Store(config.store.url, clock)
     service = HubService(config, clock, store)
-    stop = threading.Event()
-    thread = threading.Thread(target=service.run, args=(stop,), name="hub")
-    thread.start()
     try:
-        assert service.connected.wait(10)
-        time.sleep(0.5)  # the subscriptions are in place at the broker
-        yield RunningHub(service, store, broker.port)
+        with hub_in_thread(service):
+            yield RunningHub(service, store, broker.port)
     finally:
-        stop.set()
-        thread.join(15)
         store.close()
 
 
 def test_forged_unsigned_offline_is_quarantined_and_the_device_stays_online(hub: RunningHub) -> None:
     hub.publish(f"{P}/entrance/state", signed_state(True, now_ms()))
-    wait_until(lambda: hub.online("entrance") is True, "the signed online state")
+    wait_for(lambda: hub.online("entrance") is True, 15, "the signed online state")
     hub.publish(f"{P}/entrance/state", b'{"online": false}')
     hub.settle()
     assert hub.quarantined("entrance") == ["malformed"]
@@ -170,7 +156,7 @@ def test_forged_unsigned_offline_is_quarantined_and_the_device_stays_online(hub:
 def test_states_signed_by_another_key_or_for_another_topic_are_quarantined(hub: RunningHub) -> None:
     seq = now_ms()
     hub.publish(f"{P}/entrance/state", signed_state(True, seq))
-    wait_until(lambda: hub.online("entrance") is True, "the signed online state")
+    wait_for(lambda: hub.online("entrance") is True, 15, "the signed online state")
     hub.publish(f"{P}/entrance/state", signed_state(False, seq + 1, OTHER.private_hex))  # names entrance
     hub.publish(f"{P}/other/state", signed_state(False, seq + 2))  # entrance's own, on other's topic
     hub.publish(f"{P}/entrance/state", signed_state(False, seq + 3, type="clock"))
@@ -184,7 +170,7 @@ def test_states_signed_by_another_key_or_for_another_topic_are_quarantined(hub: 
 def test_a_version_1_device_plain_state_is_still_accepted(hub: RunningHub) -> None:
     hub.publish(f"{P}/window/state", json.dumps({"online": True, "ts": format_ts(datetime.now(TZ)),
                                                  "version": "1.0", "units": {}}).encode())
-    wait_until(lambda: hub.states("window") == [True], "the plain state taken")
+    wait_for(lambda: hub.states("window") == [True], 15, "the plain state taken")
     assert hub.quarantined("window") == []
 
 
@@ -195,7 +181,7 @@ def test_older_replayed_states_are_ignored_and_the_session_will_is_taken(hub: Ru
     hub.publish(f"{P}/entrance/state", online)
     hub.publish(f"{P}/entrance/state", heartbeat)
     hub.publish(f"{P}/entrance/state", will)  # sealed before the session's heartbeats: still taken
-    wait_until(lambda: hub.states("entrance") == [True, False], "the will taken")
+    wait_for(lambda: hub.states("entrance") == [True, False], 15, "the will taken")
     hub.publish(f"{P}/entrance/state", heartbeat)  # a replay, hiding the offline: ignored
     hub.publish(f"{P}/entrance/state", online)
     hub.settle()
@@ -203,7 +189,7 @@ def test_older_replayed_states_are_ignored_and_the_session_will_is_taken(hub: Ru
     assert hub.states("entrance") == [True, False]
     assert hub.quarantined("entrance") == []
     hub.publish(f"{P}/entrance/state", signed_state(True, seq + 3))  # the next session, newer: taken
-    wait_until(lambda: hub.states("entrance") == [True, False, True], "the newer state taken")
+    wait_for(lambda: hub.states("entrance") == [True, False, True], 15, "the newer state taken")
 
 
 # --- the real edge's last will ---------------------------------------------------------------------
@@ -217,7 +203,7 @@ def retained(port: int, topic: str) -> bytes:
     client.subscribe(topic, qos=1)
     client.loop_start()
     try:
-        wait_until(lambda: bool(got), f"the retained {topic}")
+        wait_for(lambda: bool(got), 15, f"the retained {topic}")
     finally:
         client.disconnect()
         client.loop_stop()

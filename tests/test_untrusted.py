@@ -9,9 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from hub.domain import Quarantined, StoredEvent
 from hub.ingest import Decoder
 from hub.service import HubService, RejectCollapser
 from hub.store.store import Store
+from tests.hall_harness import hub_in_thread, wait_for
 from tests.mqtt_broker import Mosquitto
 from wire.bodies import validate_body
 from wire.clock import FixedClock, SystemClock
@@ -441,13 +441,6 @@ def _publish(port: int, messages: list[tuple[str, bytes, bool]]) -> None:
     client.loop_stop()
 
 
-def _wait(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 20
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def test_hub_survives_poisoned_state_and_collapses_repeats(tmp_path: Path, broker: Mosquitto) -> None:
     path = tmp_path / "hub.toml"
     path.write_text(
@@ -460,29 +453,23 @@ def test_hub_survives_poisoned_state_and_collapses_repeats(tmp_path: Path, broke
     store = Store(config.store.url, clock)
     tick = [1000.0]
     service = HubService(config, clock, store, monotonic=lambda: tick[0])
-    stop = threading.Event()
-    thread = threading.Thread(target=service.run, args=(stop,), name="hub")
-    thread.start()
     try:
-        assert service.connected.wait(10)
-        time.sleep(0.5)  # the subscriptions are in place at the broker
-        state = "hall/v1/h1/entrance/state"
-        good = signed(unsigned(ts=format_ts(clock.now()), seq=1))
-        _publish(broker.port, [(state, b"[" * 100_000, True), (state, b"[1]", False),
-                               (state, b'{"online": true, "ts": "2026-02-30T08:00:00.000+08:00"}', False),
-                               (state, b"\xff", False)]
-                 + [(TOPIC, b"junk", False)] * 5 + [(TOPIC, good, False)])
-        _wait(lambda: store.event_count() == 1, "the good event stored")
-        assert [q.reason for q in store.quarantined()] == ["malformed", "malformed"]  # state, junk
-        tick[0] += 61
-        _wait(lambda: sum(e.data.get("repeats", 0) for e in store.audit(kind="quarantine")) == 7,
-              "one entry per window with its repeats")
-        entries = {e.data["topic"]: e.data["repeats"] for e in store.audit(kind="quarantine")
-                   if "repeats" in e.data}
-        assert entries == {state: 3, TOPIC: 4}
-        assert thread.is_alive()
-        assert verify_log(store, config.device_keys()).ok
+        with hub_in_thread(service) as thread:
+            state = "hall/v1/h1/entrance/state"
+            good = signed(unsigned(ts=format_ts(clock.now()), seq=1))
+            _publish(broker.port, [(state, b"[" * 100_000, True), (state, b"[1]", False),
+                                   (state, b'{"online": true, "ts": "2026-02-30T08:00:00.000+08:00"}', False),
+                                   (state, b"\xff", False)]
+                     + [(TOPIC, b"junk", False)] * 5 + [(TOPIC, good, False)])
+            wait_for(lambda: store.event_count() == 1, 20, "the good event stored")
+            assert [q.reason for q in store.quarantined()] == ["malformed", "malformed"]  # state, junk
+            tick[0] += 61
+            wait_for(lambda: sum(e.data.get("repeats", 0) for e in store.audit(kind="quarantine")) == 7, 20,
+                     "one entry per window with its repeats")
+            entries = {e.data["topic"]: e.data["repeats"] for e in store.audit(kind="quarantine")
+                       if "repeats" in e.data}
+            assert entries == {state: 3, TOPIC: 4}
+            assert thread.is_alive()
+            assert verify_log(store, config.device_keys()).ok
     finally:
-        stop.set()
-        thread.join(15)
         store.close()
