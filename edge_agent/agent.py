@@ -446,8 +446,7 @@ class EdgeAgent:
             gallery = Gallery.from_wire([entry.model_dump() for entry in body.gallery])
         except ValueError as exc:
             raise WireError("malformed", f"roster gallery: {exc}"[:200]) from exc
-        if not self._hub_seqs.admit("roster", envelope.seq):
-            return
+        self._hub_seqs.admit("roster", envelope.seq)
         self._roster_staff, self._gallery = staff, gallery
         log.info("roster: %d staff, %d face encoding(s)", len(staff), len(gallery) if gallery else 0)
 

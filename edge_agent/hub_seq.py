@@ -24,16 +24,15 @@ class HubSeqs:
     def __init__(self, outbox: Outbox) -> None:
         self._outbox = outbox
 
-    def admit(self, kind: Kind, seq: int) -> bool:
-        """True when a `kind` message with hub seq `seq` may be used; its seq is then kept as the
-        highest accepted. A seq equal to the highest is the same message delivered again: a watermark
-        is used (applying it again is harmless), a roster ignored (False: the retained copy), a
-        command refused. Refused: raises WireError("replayed"). Raises WireError("store_error") when
-        the outbox cannot read or keep the seq: the message is not used then."""
+    def admit(self, kind: Kind, seq: int) -> None:
+        """Returns when a `kind` message with hub seq `seq` may be used; its seq is then kept as the
+        highest accepted. A seq equal to the highest is the same message delivered again: a roster or
+        a watermark is used again (harmless, and a restarted edge holds its roster only in memory: the
+        broker's retained copy is what gives it back), a command refused (it ran already). Refused:
+        raises WireError("replayed"). Raises WireError("store_error") when the outbox cannot read or
+        keep the seq: the message is not used then."""
         try:
             highest = self._outbox.read_meta(_key(kind))
-            if seq == highest and kind == "roster":
-                return False
             if seq < highest or (seq == highest and kind == "cmd"):
                 raise WireError("replayed", f"{kind} with hub seq {seq}, not above {highest}, the "
                                             "highest accepted (replayed, or the hub's clock was set back)")
@@ -41,7 +40,6 @@ class HubSeqs:
                 self._outbox.write_meta(_key(kind), seq)
         except OutboxError as exc:
             raise WireError("store_error", f"hub seq of {kind} not checked: {exc}") from exc
-        return True
 
 
 def _key(kind: Kind) -> str:

@@ -128,7 +128,7 @@ def test_an_older_roster_does_not_replace_the_gallery(tmp_path: Path) -> None:
     agent = make_agent(tmp_path)
     agent._inbound(Inbound(ROSTER, roster("OLD", T0), True))
     agent._inbound(Inbound(ROSTER, roster("NEW", T0 + 10), True))
-    agent._inbound(Inbound(ROSTER, roster("NEW", T0 + 10), True))  # the retained copy again: silent
+    agent._inbound(Inbound(ROSTER, roster("NEW", T0 + 10), True))  # the retained copy again: harmless
     assert agent.rejected["replayed"] == 0
     agent._inbound(Inbound(ROSTER, roster("OLD", T0), False))  # replayed
     assert agent._gallery is not None and agent._gallery.staff_ids == ["NEW"]
@@ -140,7 +140,9 @@ def test_an_older_roster_does_not_replace_the_gallery(tmp_path: Path) -> None:
     restarted._inbound(Inbound(ROSTER, roster("OLD", T0), True))
     assert restarted._gallery is None and restarted.rejected["replayed"] == 1
     restarted._inbound(Inbound(ROSTER, roster("NEW", T0 + 10), True))  # the broker's retained roster
-    assert restarted._gallery is None  # equal: ignored (already applied before the restart)
+    # equal: the same roster again; a restarted edge held it only in memory, so it is applied
+    assert restarted._gallery is not None and restarted._gallery.staff_ids == ["NEW"]
+    assert restarted.rejected["replayed"] == 1
     restarted._inbound(Inbound(ROSTER, roster("NEWER", T0 + 20), True))
     assert restarted._gallery is not None and restarted._gallery.staff_ids == ["NEWER"]
     restarted.outbox.close()
