@@ -15,13 +15,12 @@ from pathlib import Path
 from hub import cli_broker, cli_staff, cli_window
 from hub import config as hub_config
 from hub.audit import render_entry, verify_log
-from hub.cli_window import names_of
 from hub.config import HubConfig
 from hub.domain import LOG_KINDS, Leave
 from hub.reports import attendance, attendance_json, attendance_table, entry_json
 from hub.store.store import Store
 from hub.text import EMPTY
-from hub.views import leave_text, quarantine_text
+from hub.views import Names, leave_text, quarantine_text
 from wire import clock as clocks
 from wire import keyfile
 from wire.configfile import ConfigError, example_key_warning
@@ -200,7 +199,7 @@ def _moment(text: str, config: HubConfig, *, end_of_day: bool) -> datetime:
 
 def _leave(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     if args.leave_command == "list":
-        print(leave_text(store.leaves(), config.tz, names_of(config)))
+        print(leave_text(store.leaves(), config.tz, Names.of(config)))
         return 0
     if args.staff not in {member.id for member in config.staff}:
         raise ValueError(f"staff {args.staff!r} is not on the roster")

@@ -13,6 +13,7 @@ from typing import Any
 from hub.commands import publish_roster
 from hub.config import HubConfig
 from hub.store.store import Store
+from hub.views import Names
 
 Handler = Callable[[argparse.Namespace, HubConfig, Store], int]
 
@@ -53,14 +54,14 @@ def _staff(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
         return 0
     if args.staff_command == "identify":
         found = identify(store, args.photos)
-        names = {member.id: member.name for member in config.staff}
+        names = Names.of(config)
         if args.json:
-            print(json.dumps([{**vars(f), "name": names.get(f.staff or "")} for f in found],
+            print(json.dumps([{**vars(f), "name": names.names.get(f.staff or "")} for f in found],
                              ensure_ascii=False, indent=1))
         else:
             for f in found:
-                who = f"{f.staff} {names.get(f.staff, '')}".rstrip() if f.staff else "(unknown)"
-                print(f"{f.photo}: {who} distance {f.distance_milli / 1000:.3f} {f.decision}")
+                print(f"{f.photo}: {names(f.staff) or '(unknown)'} distance {f.distance_milli / 1000:.3f} "
+                      f"{f.decision}")
         return 0
     try:
         if args.staff_command == "revoke":

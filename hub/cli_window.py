@@ -24,10 +24,6 @@ from wire.envelope import format_ts
 Handler = Callable[[argparse.Namespace, HubConfig, Store], int]
 
 
-def names_of(config: HubConfig) -> Names:
-    return Names({member.id: member.name for member in config.staff})
-
-
 def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
                  ) -> dict[str, Handler]:
     ratings = with_config(sub.add_parser("ratings", help="好差评 ratings and statistics"))
@@ -91,7 +87,7 @@ def _ratings(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
             **{f"by_{name}": _stats(statistics(rated, key)) for name, key in keys},
         }, ensure_ascii=False, indent=1))
         return 0
-    names = names_of(config)
+    names = Names.of(config)
     print(ratings_text(rated, config.tz, names))
     titles = {"staff": "按人员 by staff", "window": "按窗口 by window", "day": "按日 by day",
               "month": "按月 by month"}
@@ -118,7 +114,7 @@ def _away(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
         return 0
     owners = DeskOwners(config.roster())
     owner = {(p.window, p.desk): owners.of(p.window, p.desk) for p in periods}
-    print(away_text(periods, config.tz, owner, names_of(config)))
+    print(away_text(periods, config.tz, owner, Names.of(config)))
     return 0
 
 
@@ -137,7 +133,7 @@ def _findings(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     if args.json:
         print(json.dumps([finding_data(f) for f in found], ensure_ascii=False, indent=1))
         return 0
-    print(findings_text(found, config.tz, names_of(config)))
+    print(findings_text(found, config.tz, Names.of(config)))
     return 0
 
 
@@ -164,7 +160,7 @@ def _cases(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
                            "closed_by": c.closed_by, "result": c.result, "note": c.note,
                            "overdue": c.id in overdue_ids} for c in found], ensure_ascii=False, indent=1))
         return 0
-    print(cases_text(found, overdue_ids, config.tz, names_of(config)))
+    print(cases_text(found, overdue_ids, config.tz, Names.of(config)))
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 
+from hub.config import HubConfig
 from hub.domain import AttributedRating, AwayPeriod, Case, Finding, Leave, Quarantined, RatingStats
 from hub.text import EMPTY, table
 
@@ -26,6 +27,10 @@ class Names:
 
     def __init__(self, names: Mapping[str, str]) -> None:
         self.names = names
+
+    @classmethod
+    def of(cls, config: HubConfig) -> Names:
+        return cls({member.id: member.name for member in config.staff})
 
     def __call__(self, staff: str | None) -> str | None:
         if staff is None:
