@@ -2,7 +2,7 @@
 
 Threads and who owns what:
 - one `unit-<id>` thread per configured unit owns its port and driver, and only calls `record`;
-- paho's network thread owns the socket and calls back into `_inbound`;
+- paho's network thread owns the socket and calls back into `hub.handle` (edge_agent/inbound.py);
 - the thread that calls `run` owns publishing, resends and the heartbeat.
 """
 
@@ -15,7 +15,6 @@ import logging
 import sqlite3
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,25 +24,22 @@ from edge_agent.config import BusUnit, EdgeConfig, FaceUnit
 from edge_agent.drivers import DRIVERS, ButtonBusDriver, OpenTransport, UnitConfig, open_serial
 from edge_agent.drivers.faults import RecordError
 from edge_agent.entrance import Entrance, card_owner
-from edge_agent.hub_seq import HubSeqs
-from edge_agent.link import Inbound, LinkState, MqttLink
+from edge_agent.inbound import HubMessages
+from edge_agent.link import LinkState, MqttLink
 from edge_agent.outbox import MIB, Outbox, OutboxError, RefusedWrites, Sweep
 from edge_agent.readings import ButtonPress, CardRead, DeviceError, DeviceHello, Reading, UnitFault
 from edge_agent.state import StateSealer
 from edge_agent.window import WindowBoxes
 from wire import topics
-from wire.bodies import CommittedBody, RosterBody, StateBody, checked
+from wire.bodies import StateBody
 from wire.clock import Clock
 from wire.envelope import (
     Envelope,
-    WireError,
     format_ts,
     load_private_key,
     load_public_key,
-    open_signed,
     seal,
 )
-from wire.faces import Gallery
 
 if TYPE_CHECKING:
     from edge_agent.camera import CameraRunner
@@ -54,7 +50,6 @@ FLUSH_BATCH = 500  # events handed to the broker in one pass of the loop, at mos
 OUTBOX_CHECK_SECONDS = 5.0  # how often the loop looks at the outbox's size and refused writes
 SERIAL_FIRST_SECONDS = 5.0  # the camera's libraries load once the serial units opened, or after this
 WRITE_ERRORS = (OutboxError, sqlite3.Error, OSError)  # what a refused outbox write raises
-MAX_INBOUND_BYTES = 8 * 1024 * 1024  # the roster with a large face gallery stays well below this
 
 
 @dataclass
@@ -80,9 +75,7 @@ class EdgeAgent:
         self._open_transport = open_transport
         self._monotonic = monotonic
         self._key = load_private_key(config.private_key_hex())
-        self._hub_key = load_public_key(config.hub_public_key)
         self.outbox = outbox if outbox is not None else Outbox(config.outbox.path)
-        self._hub_seqs = HubSeqs(self.outbox)  # PROTOCOL.md 2.6: older hub messages are refused
         self._wake = threading.Event()
         self._resends = Sweep()
         self._status_lock = threading.Lock()
@@ -95,10 +88,9 @@ class EdgeAgent:
         self.entrance = Entrance(face_unit.card_face_seconds if face_unit else None,
                                  self._record_event, monotonic,
                                  require_live=face_unit.require_live if face_unit else True)
-        self._gallery: Gallery | None = None
-        self._roster_staff: list[dict[str, Any]] = []
-        self._seen_commands: set[str] = set()
-        self.rejected: Counter[str] = Counter()  # inbound messages refused, by reason (see _inbound)
+        prefix, hall, device = config.topic_prefix, config.hall, config.device
+        self.hub = HubMessages(prefix, hall, device, load_public_key(config.hub_public_key), self.outbox,
+                               self._run_command, self._answer)
         # display routing: window-device unit id -> (port unit id, bus address)
         self._routes: dict[str, tuple[str, int]] = {}
         for unit in config.units:
@@ -117,7 +109,6 @@ class EdgeAgent:
             record=self._record_event,
             show=self._show,
         )
-        prefix, hall, device = config.topic_prefix, config.hall, config.device
         self._state_topic = topics.state(prefix, hall, device)
         self._states = StateSealer(self._key, hall, device, clock)
         self.link = MqttLink(
@@ -129,7 +120,7 @@ class EdgeAgent:
                 topics.command(prefix, hall, device, "+"),
                 topics.roster(prefix, hall),
             ],
-            on_message=self._inbound,
+            on_message=self.hub.handle,
             on_connected=self._connected,
             will_payload=functools.partial(self._state_payload, online=False),  # sealed per session
         )
@@ -172,7 +163,7 @@ class EdgeAgent:
             return None
         if isinstance(reading, CardRead):
             log.info("unit %s card %s (owner %s)", reading.unit, reading.card,
-                     card_owner(reading.card, self._roster_staff) or "not on the roster")
+                     card_owner(reading.card, self.hub.roster_staff) or "not on the roster")
             self.entrance.card(reading.card, reading.at)
             return None
         else:
@@ -184,11 +175,13 @@ class EdgeAgent:
             log.info("recorded %s #%d %s", type_, envelope.seq, json.dumps(body, ensure_ascii=False))
         return envelope
 
-    def _record_event(self, type_: str, body: dict[str, Any], ts: str) -> Envelope | None:
-        """Seal and commit one event. A write the outbox refuses is logged and counted, then None is
-        returned (on the MQTT and main threads) or RecordError raised (inside `record`)."""
+    def _record_event(self, type_: str, body: dict[str, Any], ts: str,
+                      attachment: bytes | None = None) -> Envelope | None:
+        """Seal and commit one event (with the snapshot it signs the hash of, if any). A write the
+        outbox refuses is logged and counted, then None is returned (on the MQTT and main threads) or
+        RecordError raised (inside `record`)."""
         try:
-            envelope = self._put(type_, body, ts)
+            envelope = self._put(type_, body, ts, attachment)
         except WRITE_ERRORS as exc:
             refused = self._refused.note(type_, ts, str(exc))
             log.error("outbox refused a %s event (%d refused, not yet reported): %s", type_, refused, exc)
@@ -198,11 +191,12 @@ class EdgeAgent:
         self._report_refusals()
         return envelope
 
-    def _put(self, type_: str, body: dict[str, Any], ts: str) -> Envelope:
+    def _put(self, type_: str, body: dict[str, Any], ts: str, attachment: bytes | None = None) -> Envelope:
         cfg = self.config
         envelope = self.outbox.put(
             lambda seq: seal(self._key, hall=cfg.hall, device=cfg.device, seq=seq, ts=ts,
-                             type=type_, body=body)
+                             type=type_, body=body, epoch=self.outbox.epoch),
+            attachment,
         )
         self._wake.set()
         return envelope
@@ -294,9 +288,14 @@ class EdgeAgent:
             log.warning("outbox %s: read failed: %s", self.outbox.path, exc)
             return False
         published = 0
+        prefix, hall, device = self.config.topic_prefix, self.config.hall, self.config.device
         for item in batch:
-            topic = topics.event(self.config.topic_prefix, self.config.hall, self.config.device, item.type)
-            if not self.link.publish(topic, item.payload):
+            # A snapshot goes just before its event, on the same session: the hub has it when the
+            # event comes (PROTOCOL.md 2.7).
+            if item.attachment is not None and not self.link.publish(topics.snapshot(prefix, hall, device),
+                                                                     item.attachment):
+                break
+            if not self.link.publish(topics.event(prefix, hall, device, item.type), item.payload):
                 break  # the link went down: the reconnect starts over
             published += 1
         if published:
@@ -319,7 +318,7 @@ class EdgeAgent:
     def _camera(self, unit: FaceUnit) -> CameraRunner:
         from edge_agent.camera import CameraRunner  # OpenCV and dlib load only on a face terminal
 
-        return CameraRunner(unit, self.clock, lambda: self._gallery, self.entrance.face, self._report,
+        return CameraRunner(unit, self.clock, lambda: self.hub.gallery, self.entrance.face, self._report,
                             lambda status, detail: self._set_unit(unit.id, status, detail),
                             self._monotonic)
 
@@ -397,80 +396,7 @@ class EdgeAgent:
         self._publish_state()
         self._wake.set()
 
-    def _inbound(self, message: Inbound) -> None:
-        """Every message from the broker, on paho's network thread. Anyone who reaches the broker can
-        publish on these topics, so nothing here raises (that would end paho's loop, and the link
-        with it): what cannot be used is counted in `rejected` by reason and logged, as a warning
-        the 1st, 2nd, 4th, 8th... time of a reason (a flood does not flood the log), else at debug."""
-        try:
-            if len(message.payload) > MAX_INBOUND_BYTES:
-                raise WireError("oversize", f"{len(message.payload)} bytes, limit {MAX_INBOUND_BYTES}")
-            if message.topic == topics.roster(self.config.topic_prefix, self.config.hall):
-                self._roster(message.payload)
-                return
-            parts = topics.split(self.config.topic_prefix, message.topic)
-            if parts is None or parts.device != self.config.device or parts.hall != self.config.hall:
-                raise WireError("unexpected_topic", "not one of this device's topics")
-            envelope = open_signed(message.payload, self._hub_key)
-            if (envelope.hall, envelope.device) != (parts.hall, parts.device):
-                raise WireError("topic_mismatch", f"envelope names {envelope.hall}/{envelope.device}")
-            if parts.kind == "committed" and envelope.type == "committed":
-                self._watermark(envelope, message.retained)
-            elif parts.kind == "cmd" and parts.name == envelope.type:
-                self._command(envelope)
-            else:
-                raise WireError("topic_mismatch", f"a {envelope.type} envelope on a {parts.kind} topic")
-        except WireError as exc:
-            reason, detail = exc.reason, exc.detail
-        except Exception as exc:  # the last line of defence: paho's thread goes on
-            log.exception("message on %s could not be handled", message.topic)
-            reason, detail = "error", f"{type(exc).__name__}: {exc}"
-        else:
-            return
-        self.rejected[reason] += 1
-        count = self.rejected[reason]
-        log.log(logging.WARNING if count & (count - 1) == 0 else logging.DEBUG,
-                "rejected a message on %s: %s: %s (%d of this reason so far)", message.topic, reason,
-                detail[:200], count)
-
-    def _roster(self, payload: bytes) -> None:
-        """The hub's signed roster: staff cards (card+face) and the face gallery, used at once. One
-        that does not verify or hold together raises WireError; the last good roster stays."""
-        envelope = open_signed(payload, self._hub_key)
-        if envelope.type != "roster" or envelope.hall != self.config.hall:
-            raise WireError("topic_mismatch", f"a {envelope.type} envelope of hall {envelope.hall}, "
-                                              "not this hall's roster")
-        body = checked(RosterBody, envelope.body, "roster")
-        staff = [member.model_dump() for member in body.staff]
-        try:
-            gallery = Gallery.from_wire([entry.model_dump() for entry in body.gallery])
-        except ValueError as exc:
-            raise WireError("malformed", f"roster gallery: {exc}"[:200]) from exc
-        self._hub_seqs.admit("roster", envelope.seq)
-        self._roster_staff, self._gallery = staff, gallery
-        log.info("roster: %d staff, %d face encoding(s)", len(staff), len(gallery) if gallery else 0)
-
-    def _watermark(self, envelope: Envelope, retained: bool) -> None:
-        seq = checked(CommittedBody, envelope.body, "committed").seq
-        self._hub_seqs.admit("committed", envelope.seq)
-        dropped = self.outbox.commit(seq, retained=retained)
-        log.debug("hub committed up to #%d; %d event(s) left the outbox", seq, dropped)
-
-    def _command(self, envelope: Envelope) -> None:
-        """A hub-signed command, run once per id and answered with an `ack` event; one that cannot
-        run is answered ok=false with the reason, and counted as `bad_command`. One whose hub seq is
-        not above the last accepted is neither run nor answered (`replayed`, PROTOCOL.md 2.6)."""
-        if envelope.id in self._seen_commands:
-            return
-        self._hub_seqs.admit("cmd", envelope.seq)
-        self._seen_commands.add(envelope.id)
-        ok, error = True, None
-        try:
-            self._run_command(envelope)
-        except Exception as exc:  # answered, not raised: the hub reads why in the ack
-            ok, error = False, (str(exc) or type(exc).__name__)[:300]
-            self.rejected["bad_command"] += 1
-            log.warning("command %s %s not run: %s", envelope.type, envelope.id, error)
+    def _answer(self, envelope: Envelope, ok: bool, error: str | None) -> None:
         self._record_event("ack", {"cmd": envelope.id, "ok": ok, "error": error},
                            format_ts(self.clock.now()))
 

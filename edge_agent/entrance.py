@@ -8,16 +8,21 @@ pieces of evidence, never discarded); a tap with no face in time is recorded as 
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from wire.envelope import format_ts
 
-Record = Callable[[str, dict[str, Any], str], object]  # type, body, ts
+
+class Record(Protocol):
+    """Commits one event: type, body, ts and the snapshot whose SHA-256 the body holds."""
+
+    def __call__(self, type_: str, body: dict[str, Any], ts: str,
+                 attachment: bytes | None = None) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ class Entrance:
             "staff": seen.staff,
             "distance_milli": seen.distance_milli,
             "live": seen.live,
-            "photo": base64.b64encode(seen.jpeg).decode("ascii"),
+            "photo_sha256": hashlib.sha256(seen.jpeg).hexdigest(),  # the JPEG travels apart (2.7)
         }
         with self._lock:
             pending = self._pending
@@ -82,11 +87,11 @@ class Entrance:
             if pending is not None and usable and self._monotonic() <= pending.until:
                 self._pending = None
                 self._record("clock", {"method": "card+face", "card": pending.card, **body},
-                             format_ts(pending.at))
+                             format_ts(pending.at), seen.jpeg)
                 return "card+face"
         if seen.staff is None:
             return None  # an unknown face without a card: nothing to clock
-        self._record("clock", {"method": "face", **body}, format_ts(seen.at))
+        self._record("clock", {"method": "face", **body}, format_ts(seen.at), seen.jpeg)
         return "face"
 
     def tick(self) -> None:

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     type TEXT NOT NULL,
     payload BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS attachment (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('last_seq', 0), ('watermark', 0), ('trust_retained', 0);
 """
 CORRUPT_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
@@ -58,6 +59,7 @@ class Pending:
     id: str
     type: str
     payload: bytes
+    attachment: bytes | None = None  # a face snapshot the event signs the SHA-256 of (2.7)
 
 
 @dataclass
@@ -177,9 +179,10 @@ class Outbox:
         return (f"outbox 文件损坏 corrupt ({self.corrupt_reason}); kept as {self.kept_corrupt}, a new "
                 f"outbox started (epoch {self.epoch})")[:500]
 
-    def put(self, make: Callable[[int], Envelope]) -> Envelope:
-        """Number, build and store one event in a single transaction; returns it once durable.
-        Raises OutboxError when the disk refuses the write; nothing is stored then."""
+    def put(self, make: Callable[[int], Envelope], attachment: bytes | None = None) -> Envelope:
+        """Number, build and store one event (with its attachment, if any) in a single transaction;
+        returns it once durable. Raises OutboxError when the disk refuses the write; nothing is
+        stored then."""
         with self._lock:
             try:
                 self._rollback()  # a transaction left open by a failed COMMIT
@@ -193,6 +196,9 @@ class Outbox:
                         "INSERT INTO outbox (seq, id, type, payload) VALUES (?, ?, ?, ?)",
                         (seq, envelope.id, envelope.type, envelope.raw),
                     )
+                    if attachment is not None:
+                        self._db.execute("INSERT INTO attachment (seq, data) VALUES (?, ?)",
+                                         (seq, attachment))
                     self._db.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (seq,))
                     self._db.execute("COMMIT")
                 except BaseException:
@@ -207,7 +213,8 @@ class Outbox:
         try:
             with self._lock:
                 rows = self._db.execute(
-                    "SELECT seq, id, type, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                    "SELECT outbox.seq, id, type, payload, data FROM outbox LEFT JOIN attachment "
+                    "USING (seq) WHERE outbox.seq > ? ORDER BY outbox.seq LIMIT ?",
                     (after_seq, limit),
                 ).fetchall()
         except (sqlite3.Error, OSError) as exc:
@@ -233,6 +240,8 @@ class Outbox:
                 self._rollback()
                 self._db.execute("BEGIN IMMEDIATE")
                 cursor = self._db.execute("DELETE FROM outbox WHERE seq <= ?", (watermark,))
+                dropped = cursor.rowcount
+                self._db.execute("DELETE FROM attachment WHERE seq <= ?", (watermark,))
                 self._db.execute(
                     "UPDATE meta SET value = max(value, ?) WHERE key = 'watermark'", (watermark,)
                 )
@@ -244,7 +253,7 @@ class Outbox:
                 log.warning("outbox %s: watermark %d not applied (%s); the next one will be", self.path,
                             watermark, exc)
                 return 0
-            return cursor.rowcount
+            return dropped
 
     def usage(self) -> Usage:
         """What the outbox takes on disk. Raises OutboxError on a failed read."""

@@ -13,6 +13,7 @@ from itertools import islice
 from typing import Any
 
 from hub.domain import LOG_KINDS, AuditEntry, StoredEvent
+from hub.store.snapshots import snapshot_problem
 from hub.store.store import ZERO_HASH, Store, entry_hash
 from wire.envelope import Envelope, PublicKey, WireError, format_ts, load_public_key, parse, verify
 
@@ -53,6 +54,8 @@ def verify_log(store: Store, device_keys: Mapping[str, str]) -> VerifyReport:
                 break
     if checker.problem is None:
         checker.problem = _leave_problem(store.leave_rows(), checker.leaves)
+    if checker.problem is None and (snapshot := snapshot_problem(store)) is not None:
+        checker.problem = (None, snapshot)
     if checker.problem is None:
         return VerifyReport(ok=True, entries=entries, first_bad=None, problem=None)
     first_bad, problem = checker.problem

@@ -215,7 +215,7 @@ class TopicAcl:
         if user is None or user not in self.devices:
             return Grants((), ())
         return Grants(
-            write=(topics.event(p, h, user, "#"), topics.state(p, h, user)),
+            write=(topics.event(p, h, user, "#"), topics.state(p, h, user), topics.snapshot(p, h, user)),
             read=(topics.command(p, h, user, "#"), topics.committed(p, h, user), topics.roster(p, h)),
         )
 

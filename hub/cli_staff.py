@@ -45,13 +45,7 @@ def _staff(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     from hub.faces import EnrollError, enroll, identify, revoke, roster_body
 
     if args.staff_command == "photo":
-        found = store.events_by_id([args.event]).get(args.event)
-        if found is None or "photo" not in found.body:
-            raise ValueError(f"event {args.event} has no face snapshot")
-        args.out.write_bytes(base64.b64decode(str(found.body["photo"])))
-        print(f"{args.out}: snapshot of {found.body.get('staff') or 'an unknown face'} at "
-              f"{found.ts.isoformat()} (signed by {found.device}; `log verify` proves it unaltered)")
-        return 0
+        return _photo(store, args.event, args.out)
     if args.staff_command == "identify":
         found = identify(store, args.photos)
         names = Names.of(config)
@@ -80,4 +74,25 @@ def _staff(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
             print("名单已发布 roster published to the edges")
         except OSError as exc:
             print(f"roster not published now ({exc}); the running hub publishes it", file=sys.stderr)
+    return 0
+
+
+def _photo(store: Store, event_id: str, out: Path) -> int:
+    """The snapshot of a face punch: inside a version-1 event, or kept apart (PROTOCOL.md 2.7)."""
+    from hub.store.snapshots import snapshot_hash, snapshot_of
+
+    found = store.events_by_id([event_id]).get(event_id)
+    sha = None if found is None else snapshot_hash(found)
+    if found is None or ("photo" not in found.body and sha is None):
+        raise ValueError(f"event {event_id} has no face snapshot")
+    jpeg = base64.b64decode(str(found.body["photo"])) if sha is None else snapshot_of(store, event_id)
+    if jpeg is None:
+        purged = [e for e in store.entries("snapshot_purge")
+                  if any(s.get("event") == event_id for s in e.data.get("snapshots", []))]
+        when = f"purged on {purged[0].at.date()} (log entry {purged[0].seq})" if purged else "not received"
+        raise ValueError(f"event {event_id}: 抓拍已清除或未收到 the snapshot is {when}; its SHA-256 "
+                         f"{sha} stays in the signed event")
+    out.write_bytes(jpeg)
+    print(f"{out}: snapshot of {found.body.get('staff') or 'an unknown face'} at "
+          f"{found.ts.isoformat()} (signed by {found.device}; `log verify` proves it unaltered)")
     return 0

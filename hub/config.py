@@ -214,6 +214,8 @@ class AlertsConfig(_Section):
 
 class FaceConfig(_Section):
     require_live: bool = Field(True, description="a face punch counts only if it passed liveness")
+    keep_snapshot_days: int = Field(90, ge=1, le=3650, description="face snapshots older than this are "
+                                    "purged at the daily close (their SHA-256 stays in the log)")
 
 
 class ReportsConfig(_Section):

@@ -18,6 +18,7 @@ LOG_KINDS: dict[str, str] = {
     "roster": "名册",
     "face_enroll": "人脸录入",
     "face_revoke": "人脸撤销",
+    "snapshot_purge": "抓拍清除",
     "case_closed": "整改办结",
     "seq_reset": "序号重置",
     "seq_gap": "序号缺口",
@@ -42,6 +43,7 @@ class StoredEvent:
     received_at: datetime  # hub time of receipt (aware)
     body: dict[str, Any]
     raw: bytes  # the exact signed bytes received
+    epoch: str | None = None  # the edge outbox's epoch (PROTOCOL.md 2.4); None in version 1
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,8 @@ def face_findings(config: HubConfig, store: Store, day: date) -> list[Finding]:
     for event in store.events(type="clock", since=since, until=until):
         body = event.body
         evidence = {"card": body.get("card"), "face": body.get("staff"),
-                    "distance_milli": body.get("distance_milli"), "photo": "photo" in body}
+                    "distance_milli": body.get("distance_milli"),
+                    "photo": "photo" in body or "photo_sha256" in body}
         if buddy_punch(body, index):
             owner = index.staff_for(str(body["card"]))
             found.append(Finding("buddy_punch", None, owner.id if owner else None, event.ts, None,

@@ -76,4 +76,5 @@ class Decoder:
             received_at=received_at,
             body=envelope.body,
             raw=envelope.raw,
+            epoch=envelope.epoch,
         )

@@ -3,7 +3,8 @@
 One interval job checks, at the hall's current time: late returns, unattended windows, absences past
 the threshold, misuse and unattended ratings, overdue follow-up cases and devices gone offline; each
 new finding is appended once to the audit log with what it was derived from. The same job performs
-the daily close and, after the last day of a month, writes the monthly summary. With a ScaledClock
+the daily close (with the purge of face snapshots past `[face] keep_snapshot_days`) and, after the
+last day of a month, writes the monthly summary. With a ScaledClock
 the checks follow simulated hall time; the job period itself is real time.
 """
 
@@ -23,6 +24,7 @@ from hub.domain import Finding
 from hub.hall import day_findings, hall_day
 from hub.monthly import digest, write_month
 from hub.rules.attendance import is_workday
+from hub.store.snapshots import purge_snapshots
 from hub.store.store import Store
 from wire.clock import Clock
 from wire.envelope import format_ts
@@ -132,6 +134,14 @@ class HallScheduler:
             }, ref=day.isoformat())
             if (day + timedelta(days=1)).day == 1:
                 self._month(day.strftime("%Y-%m"), now)
+            self._purge_snapshots(now)
+
+    def _purge_snapshots(self, now: datetime) -> None:
+        keep = self.config.face.keep_snapshot_days
+        entry = purge_snapshots(self.store, now - timedelta(days=keep), keep)
+        if entry is not None:
+            log.info("%d face snapshot(s) older than %d days purged (log entry %d)", entry.data["count"],
+                     keep, entry.seq)
 
     def _month(self, month: str, now: datetime) -> None:
         if month in self._reported_months:

@@ -35,6 +35,7 @@ from hub.domain import Quarantined, StoredEvent
 from hub.faces import gallery_version, roster_body
 from hub.ingest import Decoder
 from hub.scheduler import HallScheduler
+from hub.snapshots import WaitingSnapshots
 from hub.store.store import Outcome, Store
 from hub.watermark import Notice, Watermarks
 from wire import topics
@@ -156,6 +157,7 @@ class HubService:
         self.states = DeviceStates(config.hall, keys, {d.id: d.protocol for d in config.devices},
                                    config.ingest.max_message_bytes)
         self.watermarks = Watermarks()
+        self.snapshots = WaitingSnapshots(set(keys))
         self._inbox = _Inbox()
         self.rejects = RejectCollapser()
         self.dropped = 0  # messages paho's thread could not hand over (see _on_message)
@@ -212,8 +214,8 @@ class HubService:
         if self._republish.is_set():
             self._republish.clear()
             self._publish_roster()
-            for device in self.watermarks.devices():
-                self._publish_watermark(device)
+            for device, epoch in self.watermarks.current():
+                self._publish_watermark(device, epoch)
         self._ingest_batch(timeout=0.2)
         for notice in self.watermarks.overdue_gaps(self._monotonic(), gap_limit):
             self._report(notice)
@@ -313,18 +315,20 @@ class HubService:
             if item is not None and (isinstance(item, StoredEvent) or self.rejects.admit(item, now)):
                 items.append(item)
         outcomes = self._store(items)
-        touched: set[str] = set()
+        touched: set[tuple[str, str | None]] = set()
         for item, outcome in zip(items, outcomes, strict=True):
             if isinstance(item, StoredEvent):
-                touched.add(item.device)
+                touched.add((item.device, item.epoch))
+                if outcome in ("stored", "duplicate"):
+                    self._attach_snapshot(item, outcome == "stored")
                 if outcome == "stored":
-                    notice = self.watermarks.accept(item.device, item.seq, now)
+                    notice = self.watermarks.accept(item.device, item.seq, now, item.epoch)
                     if notice is not None:
                         self._report(notice)
             elif outcome is not None:
                 log.warning("quarantined %s: %s %s", item.topic, item.reason, item.detail)
-        for device in touched:
-            self._publish_watermark(device)
+        for device, epoch in touched:
+            self._publish_watermark(device, epoch)
         return len(messages)
 
     def _take(self, message: _Message) -> StoredEvent | Quarantined | None:
@@ -333,7 +337,13 @@ class HubService:
             parts = topics.split(self.config.topic_prefix, message.topic)
             if parts is not None and parts.kind == "state":
                 return self._device_state(parts.hall, parts.device, message)
+            if parts is not None and parts.kind == "snapshot" and parts.hall == self.config.hall:
+                self.snapshots.take(parts.device, message.payload)
+                return None
             return self.decoder.decode(message.topic, message.payload, message.received_at)
+        except WireError as exc:
+            return Quarantined(message.received_at, message.topic, exc.reason, exc.detail[:500],
+                               message.payload)
         except Exception as exc:  # the last line of defence: quarantined, and the hub goes on
             log.exception("message on %s could not be handled", message.topic)
             return Quarantined(message.received_at, message.topic, "internal_error",
@@ -363,6 +373,12 @@ class HubService:
                     self._store_refused(item, exc)
         return outcomes
 
+    def _attach_snapshot(self, item: StoredEvent, stored: bool) -> None:
+        try:
+            self.snapshots.attach(self.store, item, stored)
+        except Exception:  # the event is stored; only its picture is lost
+            log.exception("the snapshot of %s not kept", item.id)
+
     def _store_refused(self, item: StoredEvent, exc: Exception) -> None:
         reject = Quarantined(item.received_at, _topic_of(item), "store_error",
                              f"{type(exc).__name__}: {exc}"[:500], item.raw)
@@ -387,7 +403,7 @@ class HubService:
             self.store.append(notice.kind, {"device": notice.device, **notice.detail}, ref=notice.device)
         except Exception:  # the notice is in the journal; the watermark still goes out
             log.exception("%s on %s not written to the log", notice.kind, notice.device)
-        self._publish_watermark(notice.device)
+        self._publish_watermark(notice.device, notice.epoch)
 
     def _device_state(self, hall: str, device: str, message: _Message) -> Quarantined | None:
         """Retained device state (hub/device_state.py): online/offline and clock drift go into the
@@ -421,8 +437,12 @@ class HubService:
                         ts=format_ts(self.clock.now()), type=type_, body=body)
         return envelope.raw
 
-    def _publish_watermark(self, device: str) -> None:
-        payload = self._sealed(device, "committed", {"seq": self.watermarks.mark(device)})
+    def _publish_watermark(self, device: str, epoch: str | None) -> None:
+        """The watermark of one outbox; with its epoch unless the device's events carry none."""
+        body: dict[str, Any] = {"seq": self.watermarks.mark(device, epoch)}
+        if epoch is not None:
+            body["epoch"] = epoch
+        payload = self._sealed(device, "committed", body)
         topic = topics.committed(self.config.topic_prefix, self.config.hall, device)
         self._client.publish(topic, payload, qos=1, retain=True)
 
@@ -435,8 +455,8 @@ class HubService:
 
     def _rebuild_watermarks(self) -> None:
         now = self._monotonic()
-        for _hall, device, seq in self.store.device_history():
-            self.watermarks.accept(device, seq, now)
+        for _hall, device, seq, epoch in self.store.device_history():
+            self.watermarks.accept(device, seq, now, epoch)
 
     def _log_roster_if_changed(self) -> None:
         roster = {

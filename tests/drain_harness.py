@@ -31,12 +31,14 @@ TS = "2026-11-24T08:30:00.000+08:00"
 def fill_outbox(path: Path, private_hex: str, count: int) -> None:
     """`count` signed clock readings, seq 1..count, as the agent would have committed them while the
     hub was away: the outbox is created by its own code, the rows go in in one transaction."""
-    Outbox(path).close()
+    created = Outbox(path)
+    epoch = created.epoch
+    created.close()
     key = load_private_key(private_hex)
     rows = []
     for seq in range(1, count + 1):
         envelope = seal(key, hall=HALL, device=DEVICE, seq=seq, ts=TS, type="clock",
-                        body={"method": "card", "card": f"5A{seq:08X}"})
+                        body={"method": "card", "card": f"5A{seq:08X}"}, epoch=epoch)
         rows.append((seq, envelope.id, envelope.type, envelope.raw))
     with sqlite3.connect(path) as db:
         db.executemany("INSERT INTO outbox (seq, id, type, payload) VALUES (?, ?, ?, ?)", rows)
@@ -54,7 +56,8 @@ def outbox_left(path: Path) -> int:
 @dataclass
 class HubStandIn:
     """Subscribes to the device's events and state; every `interval` seconds publishes, signed with
-    the hub key and retained, the watermark over the contiguous run of seqs received."""
+    the hub key and retained, the watermark over the contiguous run of seqs received, for the epoch
+    the events carry (PROTOCOL.md 2.4)."""
 
     port: int
     hub_keys: KeyPair
@@ -67,6 +70,7 @@ class HubStandIn:
         self._key = load_private_key(self.hub_keys.private_hex)
         self._lock = threading.Lock()
         self._mark = self._published = self._watermark_seq = 0
+        self._epoch: str | None = None
         self._stop = threading.Event()
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hub-stand-in")
         self._client.on_message = self._message
@@ -85,17 +89,19 @@ class HubStandIn:
             if self.first_at is None:
                 self.first_at = time.monotonic()
             self.seqs.append(int(payload["seq"]))
+            self._epoch = payload.get("epoch")
             if payload["seq"] == self._mark + 1:
                 self._mark += 1
 
     def _publish_loop(self) -> None:
         while not self._stop.wait(self.interval):
             with self._lock:
-                mark = self._mark
+                mark, epoch = self._mark, self._epoch
             if mark != self._published:
                 self._watermark_seq += 1
                 envelope = seal(self._key, hall=HALL, device=DEVICE, seq=self._watermark_seq,
-                                ts=format_ts(datetime.now(UTC)), type="committed", body={"seq": mark})
+                                ts=format_ts(datetime.now(UTC)), type="committed",
+                                body={"seq": mark, "epoch": epoch})
                 self._client.publish(f"{PREFIX}/committed", envelope.raw, qos=1, retain=True)
                 self._published = mark
 

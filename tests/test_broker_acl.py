@@ -186,7 +186,8 @@ def test_the_commands_add_a_device_once_and_export_for_mosquitto(tmp_path: Path)
     assert f"password_file {tmp_path / 'mosquitto' / 'passwd'}\n" in conf
     acl = (tmp_path / "mosquitto" / "acl").read_text()
     assert f"user hub\ntopic readwrite {P}/#\n" in acl
-    assert f"user a\ntopic write {P}/a/evt/#\ntopic write {P}/a/state\ntopic read {P}/a/cmd/#\n" in acl
+    assert (f"user a\ntopic write {P}/a/evt/#\ntopic write {P}/a/state\ntopic write {P}/a/snapshot\n"
+            f"topic read {P}/a/cmd/#\n") in acl
     assert set(read_passwd(tmp_path / "mosquitto" / "passwd")) == {HUB_USER, "a"}
 
 

@@ -6,8 +6,9 @@ suspected buddy punch with both pieces of evidence; a photo held up without blin
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import json
+import re
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -79,7 +80,7 @@ def test_card_and_face_agree_disagree_and_a_photo_never_passes(tmp_path: Path, b
         assert (first["card"], first["staff"], first["live"]) == ("0A004A7B2C", "S001", True)
         assert (second["card"], second["staff"]) == ("67003B51C6", "S001")
         assert 0 < int(first["distance_milli"]) < 550
-        assert base64.b64decode(str(first["photo"]))[:2] == b"\xff\xd8"  # a JPEG kept as evidence
+        assert re.fullmatch(r"[0-9a-f]{64}", str(first["photo_sha256"]))  # the JPEG's, signed
         assert len(live) == 2, [(b["method"], b.get("live"), b.get("card")) for b in clock]
         assert all(b["live"] is False for b in clock if b["method"] == "face")
 
@@ -90,6 +91,8 @@ def test_card_and_face_agree_disagree_and_a_photo_never_passes(tmp_path: Path, b
         extracted = hall.cli("staff", "photo", "--event", event_id, "--out", str(snapshot))
         assert extracted.returncode == 0, extracted.stderr
         assert snapshot.read_bytes()[:2] == b"\xff\xd8" and snapshot.stat().st_size <= 48 * 1024
+        assert hashlib.sha256(snapshot.read_bytes()).hexdigest() in {first["photo_sha256"],
+                                                                       second["photo_sha256"]}
 
         findings = json.loads(hall.cli("findings", "--date", TODAY(), "--json").stdout)
         buddy = [f for f in findings if f["kind"] == "buddy_punch"]

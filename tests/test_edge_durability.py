@@ -66,11 +66,11 @@ class FullDisk(Outbox):
         self.full = False
         self.refused: list[str] = []
 
-    def put(self, make: Callable[[int], Envelope]) -> Envelope:
+    def put(self, make: Callable[[int], Envelope], attachment: bytes | None = None) -> Envelope:
         if self.full:
             self.refused.append(make(self.last_seq() + 1).type)
             raise sqlite3.OperationalError("database or disk is full")
-        return super().put(make)
+        return super().put(make, attachment)
 
 
 @contextmanager

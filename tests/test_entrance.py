@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import hashlib
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,10 +27,19 @@ def face(staff: str | None, live: bool = True) -> FaceSeen:
     return FaceSeen(staff, 400, "match" if staff else "unknown", live, b"\xff\xd8jpeg", AT)
 
 
+SNAPSHOTS: list[bytes | None] = []  # the attachment of each recorded event, in order
+
+
 def make(seconds: float | None) -> tuple[Entrance, list[tuple[str, dict[str, Any], str]], Clock]:
     events: list[tuple[str, dict[str, Any], str]] = []
     clock = Clock()
-    return Entrance(seconds, lambda t, b, ts: events.append((t, b, ts)), clock), events, clock
+    SNAPSHOTS.clear()
+
+    def record(type_: str, body: dict[str, Any], ts: str, attachment: bytes | None = None) -> None:
+        events.append((type_, body, ts))
+        SNAPSHOTS.append(attachment)
+
+    return Entrance(seconds, record, clock), events, clock
 
 
 @pytest.mark.parametrize("card, owner", [
@@ -55,7 +64,10 @@ def test_card_then_face_in_time_is_one_card_face_event() -> None:
     _, body, ts = events[0]
     assert (body["method"], body["card"], body["staff"], body["live"]) == ("card+face", "0A004A7B2C",
                                                                           "S001", True)
-    assert base64.b64decode(body["photo"]) == b"\xff\xd8jpeg" and ts.endswith("08:20:00.000+08:00")
+    # the JPEG goes beside the event, which signs its SHA-256 (PROTOCOL.md 2.7)
+    assert SNAPSHOTS == [b"\xff\xd8jpeg"] and "photo" not in body
+    assert body["photo_sha256"] == hashlib.sha256(b"\xff\xd8jpeg").hexdigest()
+    assert ts.endswith("08:20:00.000+08:00")
 
 
 def test_another_face_is_kept_as_card_face_with_both_pieces_of_evidence() -> None:

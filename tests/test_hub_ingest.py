@@ -96,6 +96,36 @@ def test_an_overdue_gap_is_reported_once_and_stepped_over() -> None:
     assert marks.overdue_gaps(now=500.0, limit_s=60) == []
 
 
+E1, E2 = "00000000000000e1", "00000000000000e2"
+
+
+def test_each_outbox_epoch_has_its_own_watermark() -> None:
+    marks = Watermarks()
+    for seq in (1, 2, 3):
+        assert marks.accept("e", seq, 0.0, E1) is None
+    notice = marks.accept("e", 1, 0.0, E2)  # a new outbox: numbered from 1 again
+    assert notice is not None and notice.kind == "seq_reset" and notice.epoch == E2
+    assert notice.detail == {"seq": 1, "previous_mark": 3, "epoch": E2, "previous_epoch": E1}
+    assert (marks.mark("e", E1), marks.mark("e", E2)) == (3, 1)
+    assert marks.current() == [("e", E2)]
+    marks.accept("e", 4, 0.0, E1)  # a late event of the old outbox moves only its own watermark
+    assert (marks.mark("e", E1), marks.mark("e", E2), marks.current()) == (4, 1, [("e", E2)])
+
+
+def test_a_device_moving_to_version_2_keeps_its_watermark() -> None:
+    marks = Watermarks()
+    for seq in (1, 2, 3):
+        marks.accept("e", seq, 0.0)
+    assert marks.accept("e", 4, 0.0, E1) is None  # the same outbox, now naming its epoch
+    assert marks.mark("e", E1) == 4 and marks.current() == [("e", E1)]
+    fresh = Watermarks()
+    for seq in (1, 2, 3):
+        fresh.accept("e", seq, 0.0)
+    notice = fresh.accept("e", 1, 0.0, E1)  # a lower seq with an epoch: a new outbox after all
+    assert notice is not None and notice.kind == "seq_reset" and fresh.mark("e", E1) == 1
+    assert fresh.mark("e") == 3
+
+
 def test_hub_example_config_validates() -> None:
     config = load(ROOT / "config" / "hub.example.toml", hub_config.HubConfig)
     assert config.schedule.to_domain().sessions[0].name == "上午"

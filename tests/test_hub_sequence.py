@@ -100,67 +100,71 @@ def test_the_hub_sequence_is_unique_across_threads() -> None:
 def test_a_replayed_command_does_not_run_again_also_after_a_restart(tmp_path: Path) -> None:
     agent = make_agent(tmp_path)
     command = hub_signed("entrance", "sync", {}, T0, id_="cmd-1")
-    agent._inbound(Inbound(CMD, command, False))
-    agent._inbound(Inbound(CMD, command, False))  # a QoS 1 redelivery: ignored silently
+    agent.hub.handle(Inbound(CMD, command, False))
+    agent.hub.handle(Inbound(CMD, command, False))  # a QoS 1 redelivery: ignored silently
     assert acks(agent.outbox) == ["cmd-1"]
-    assert agent.rejected["replayed"] == 0
+    assert agent.hub.rejected["replayed"] == 0
     agent.outbox.close()
 
     restarted = make_agent(tmp_path)  # the same outbox: what ran before is remembered
-    restarted._inbound(Inbound(CMD, command, False))
+    restarted.hub.handle(Inbound(CMD, command, False))
     older = hub_signed("entrance", "sync", {}, T0 - 1, id_="cmd-0")
-    restarted._inbound(Inbound(CMD, older, False))
+    restarted.hub.handle(Inbound(CMD, older, False))
     assert acks(restarted.outbox) == ["cmd-1"]  # neither run nor answered
-    assert restarted.rejected["replayed"] == 2
-    restarted._inbound(Inbound(CMD, hub_signed("entrance", "sync", {}, T0 + 1, id_="cmd-2"), False))
+    assert restarted.hub.rejected["replayed"] == 2
+    restarted.hub.handle(Inbound(CMD, hub_signed("entrance", "sync", {}, T0 + 1, id_="cmd-2"), False))
     assert acks(restarted.outbox) == ["cmd-1", "cmd-2"]
     restarted.outbox.close()
 
 
 def test_a_command_with_a_new_id_but_the_same_seq_is_refused(agent: EdgeAgent) -> None:
-    agent._inbound(Inbound(CMD, hub_signed("entrance", "sync", {}, T0, id_="cmd-1"), False))
-    agent._inbound(Inbound(CMD, hub_signed("entrance", "sync", {}, T0, id_="cmd-x"), False))
+    agent.hub.handle(Inbound(CMD, hub_signed("entrance", "sync", {}, T0, id_="cmd-1"), False))
+    agent.hub.handle(Inbound(CMD, hub_signed("entrance", "sync", {}, T0, id_="cmd-x"), False))
     assert acks(agent.outbox) == ["cmd-1"]
-    assert agent.rejected["replayed"] == 1
+    assert agent.hub.rejected["replayed"] == 1
 
 
 def test_an_older_roster_does_not_replace_the_gallery(tmp_path: Path) -> None:
     agent = make_agent(tmp_path)
-    agent._inbound(Inbound(ROSTER, roster("OLD", T0), True))
-    agent._inbound(Inbound(ROSTER, roster("NEW", T0 + 10), True))
-    agent._inbound(Inbound(ROSTER, roster("NEW", T0 + 10), True))  # the retained copy again: harmless
-    assert agent.rejected["replayed"] == 0
-    agent._inbound(Inbound(ROSTER, roster("OLD", T0), False))  # replayed
-    assert agent._gallery is not None and agent._gallery.staff_ids == ["NEW"]
-    assert [member["id"] for member in agent._roster_staff] == ["NEW"]
-    assert agent.rejected["replayed"] == 1
+    agent.hub.handle(Inbound(ROSTER, roster("OLD", T0), True))
+    agent.hub.handle(Inbound(ROSTER, roster("NEW", T0 + 10), True))
+    agent.hub.handle(Inbound(ROSTER, roster("NEW", T0 + 10), True))  # the retained copy again: harmless
+    assert agent.hub.rejected["replayed"] == 0
+    agent.hub.handle(Inbound(ROSTER, roster("OLD", T0), False))  # replayed
+    assert agent.hub.gallery is not None and agent.hub.gallery.staff_ids == ["NEW"]
+    assert [member["id"] for member in agent.hub.roster_staff] == ["NEW"]
+    assert agent.hub.rejected["replayed"] == 1
     agent.outbox.close()
 
     restarted = make_agent(tmp_path)
-    restarted._inbound(Inbound(ROSTER, roster("OLD", T0), True))
-    assert restarted._gallery is None and restarted.rejected["replayed"] == 1
-    restarted._inbound(Inbound(ROSTER, roster("NEW", T0 + 10), True))  # the broker's retained roster
+    restarted.hub.handle(Inbound(ROSTER, roster("OLD", T0), True))
+    assert restarted.hub.gallery is None and restarted.hub.rejected["replayed"] == 1
+    restarted.hub.handle(Inbound(ROSTER, roster("NEW", T0 + 10), True))  # the broker's retained roster
     # equal: the same roster again; a restarted edge held it only in memory, so it is applied
-    assert restarted._gallery is not None and restarted._gallery.staff_ids == ["NEW"]
-    assert restarted.rejected["replayed"] == 1
-    restarted._inbound(Inbound(ROSTER, roster("NEWER", T0 + 20), True))
-    assert restarted._gallery is not None and restarted._gallery.staff_ids == ["NEWER"]
+    assert restarted.hub.gallery is not None and restarted.hub.gallery.staff_ids == ["NEW"]
+    assert restarted.hub.rejected["replayed"] == 1
+    restarted.hub.handle(Inbound(ROSTER, roster("NEWER", T0 + 20), True))
+    assert restarted.hub.gallery is not None and restarted.hub.gallery.staff_ids == ["NEWER"]
     restarted.outbox.close()
 
 
 def test_an_older_watermark_does_nothing(agent: EdgeAgent) -> None:
     for _ in range(5):
-        agent._inbound(Inbound(CMD, hub_signed("entrance", "sync", {}, T0 + agent.outbox.last_seq()),
-                               False))  # five acks: outbox seqs 1..5
+        agent.hub.handle(Inbound(CMD, hub_signed("entrance", "sync", {}, T0 + agent.outbox.last_seq()),
+                                 False))  # five acks: outbox seqs 1..5
     assert agent.outbox.last_seq() == 5
-    agent._inbound(Inbound(COMMITTED, hub_signed("entrance", "committed", {"seq": 2}, T0 + 100), False))
+
+    def committed(seq: int, hub_seq: int) -> bytes:
+        return hub_signed("entrance", "committed", {"seq": seq, "epoch": agent.outbox.epoch}, hub_seq)
+
+    agent.hub.handle(Inbound(COMMITTED, committed(2, T0 + 100), False))
     assert agent.outbox.watermark() == 2
-    agent._inbound(Inbound(COMMITTED, hub_signed("entrance", "committed", {"seq": 2}, T0 + 100), True))
-    assert agent.rejected["replayed"] == 0  # the retained copy of the one applied: harmless
-    agent._inbound(Inbound(COMMITTED, hub_signed("entrance", "committed", {"seq": 4}, T0 + 50), False))
+    agent.hub.handle(Inbound(COMMITTED, committed(2, T0 + 100), True))
+    assert agent.hub.rejected["replayed"] == 0  # the retained copy of the one applied: harmless
+    agent.hub.handle(Inbound(COMMITTED, committed(4, T0 + 50), False))
     assert agent.outbox.watermark() == 2 and agent.outbox.size() == 3
-    assert agent.rejected["replayed"] == 1
-    agent._inbound(Inbound(COMMITTED, hub_signed("entrance", "committed", {"seq": 4}, T0 + 200), True))
+    assert agent.hub.rejected["replayed"] == 1
+    agent.hub.handle(Inbound(COMMITTED, committed(4, T0 + 200), True))
     assert agent.outbox.watermark() == 4 and agent.outbox.size() == 1
 
 

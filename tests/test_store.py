@@ -50,14 +50,17 @@ def make_event(
     body: dict[str, Any] | None = None,
     id: str | None = None,
     key: PrivateKey | None = None,
+    epoch: str | None = None,
 ) -> StoredEvent:
     envelope = seal(
         key or device.key, hall="h1", device=device.name, seq=seq,
         ts=ts if isinstance(ts, str) else format_ts(ts), type=type,
         body=body if body is not None else {"method": "card", "card": "0A004A7B2C"}, id=id,
+        epoch=epoch,
     )
     return StoredEvent(envelope.id, envelope.hall, envelope.device, envelope.seq, envelope.type,
-                       envelope.timestamp, START + timedelta(seconds=seq), envelope.body, envelope.raw)
+                       envelope.timestamp, START + timedelta(seconds=seq), envelope.body, envelope.raw,
+                       envelope.epoch)
 
 
 def rating(seq: int, level: int = 5) -> StoredEvent:
@@ -216,19 +219,34 @@ def test_long_chain_streams_across_chunks(store: Store) -> None:
 
     assert [e.seq for e in store.audit(after_seq=450, limit=600)] == list(range(451, 1051))
     assert sum(1 for _ in store.audit()) == 1101
-    assert [seq for _, _, seq in store.device_history()] == list(range(1, 1101))
+    assert [seq for _, _, seq, _ in store.device_history()] == list(range(1, 1101))
     report = verify_log(store, KEYS)
     assert report.ok and report.entries == 1101
 
 
 def test_device_history_in_acceptance_order(store: Store) -> None:
-    a2, b1, a1 = make_event(ENTRANCE, 2), rating(1), make_event(ENTRANCE, 1)
+    a2, b1, a1 = make_event(ENTRANCE, 2), rating(1), make_event(ENTRANCE, 1, epoch="00000000000000e1")
     store.ingest([a2, b1])
     store.append("roster", {"staff": []})
     store.ingest([a1, a2, make_event(WINDOW, 1, id=b1.id)])  # duplicate and tamper are not history
 
-    expected = [("h1", "entrance", 2), ("h1", "window1", 1), ("h1", "entrance", 1)]
+    expected = [("h1", "entrance", 2, None), ("h1", "window1", 1, None),
+                ("h1", "entrance", 1, "00000000000000e1")]
     assert list(store.device_history()) == expected
+
+
+def test_a_store_of_an_earlier_release_gets_the_epoch_column(store_url: str, clock: FixedClock) -> None:
+    first = Store(store_url, clock)
+    first.ingest([make_event(ENTRANCE, 1)])
+    first.close()
+    sql(store_url, lambda conn: conn.exec_driver_sql("ALTER TABLE events DROP COLUMN epoch"))
+
+    reader = Store(store_url, clock, create=False)  # a read-only command on the older store
+    assert list(reader.device_history()) == [("h1", "entrance", 1, None)]
+    reader.ingest([make_event(ENTRANCE, 2, epoch="00000000000000e1")])
+    assert [epoch for *_, epoch in reader.device_history()] == [None, "00000000000000e1"]
+    assert verify_log(reader, KEYS).ok
+    reader.close()
 
 
 def test_concurrent_writers_keep_the_chain(store_url: str, clock: FixedClock) -> None:

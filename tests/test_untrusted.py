@@ -263,8 +263,8 @@ def hub_messages(draw: st.DrawFn) -> bytes:
 
 
 def assert_survives(agent: EdgeAgent, topic: str, payload: bytes, retained: bool = False) -> None:
-    agent._inbound(Inbound(topic, payload, retained))
-    assert agent.rejected["error"] == 0, "an unexpected exception reached the last line of defence"
+    agent.hub.handle(Inbound(topic, payload, retained))
+    assert agent.hub.rejected["error"] == 0, "an unexpected exception reached the last line of defence"
 
 
 @PROPERTY
@@ -396,10 +396,10 @@ CARD_ROSTER = {"staff": [{"id": "S1", "name": "张伟", "window": "03", "cards":
     ("hall/v1/h1/entrance/committed", hub_signed("entrance", "committed", {"seq": "9"}), "malformed"),
 ])
 def test_edge_refuses_and_counts(agent: EdgeAgent, topic: str, payload: bytes, reason: str) -> None:
-    agent._inbound(Inbound("hall/v1/h1/roster", hub_signed("hub", "roster", CARD_ROSTER), True))
-    before = agent.rejected[reason]
+    agent.hub.handle(Inbound("hall/v1/h1/roster", hub_signed("hub", "roster", CARD_ROSTER), True))
+    before = agent.hub.rejected[reason]
     assert_survives(agent, topic, payload, retained=True)
-    assert agent.rejected[reason] == before + 1
+    assert agent.hub.rejected[reason] == before + 1
     agent.record(CardRead("door", "0A004A7B2C", NOW))  # the last good roster still names the owner
 
 
@@ -409,9 +409,9 @@ def test_edge_refuses_and_counts(agent: EdgeAgent, topic: str, payload: bytes, r
 ])
 def test_a_hub_signed_command_with_a_bad_body_is_answered_not_raised(fresh_agent: EdgeAgent,
                                                                       body: dict[str, Any]) -> None:
-    before, last = fresh_agent.rejected["bad_command"], fresh_agent.outbox.last_seq()
+    before, last = fresh_agent.hub.rejected["bad_command"], fresh_agent.outbox.last_seq()
     assert_survives(fresh_agent, "hall/v1/h1/entrance/cmd/show", hub_signed("entrance", "show", body))
-    assert fresh_agent.rejected["bad_command"] == before + 1
+    assert fresh_agent.hub.rejected["bad_command"] == before + 1
     assert fresh_agent.outbox.last_seq() == last + 1  # the ack, ok=false
 
 

@@ -20,7 +20,8 @@ from pydantic import (
 
 from wire.envelope import WireError, parse_ts
 
-MAX_PHOTO_B64 = (48 * 1024 * 4 + 2) // 3 + 4  # 48 KiB of JPEG, base64-encoded
+MAX_PHOTO_BYTES = 48 * 1024  # a face snapshot (JPEG)
+MAX_PHOTO_B64 = (MAX_PHOTO_BYTES * 4 + 2) // 3 + 4  # base64-encoded, inside a version-1 clock body
 
 
 class _Body(BaseModel):
@@ -42,7 +43,8 @@ class ClockBody(_Body):
     staff: StrictStr | None = None
     distance_milli: Annotated[StrictInt, Field(ge=0)] | None = None
     live: StrictBool | None = None
-    photo: Annotated[StrictStr, Field(max_length=MAX_PHOTO_B64)] | None = None
+    photo: Annotated[StrictStr, Field(max_length=MAX_PHOTO_B64)] | None = None  # version 1
+    photo_sha256: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")] | None = None  # 2.7
 
 
 class RatingBody(_Body):
@@ -76,7 +78,11 @@ class AckBody(_Body):
 
 
 class CommittedBody(_Body):
+    """The hub's watermark. `epoch` is the outbox epoch the seq counts in (PROTOCOL.md 2.4); absent
+    for a device whose events carry none (version 1)."""
+
     seq: Annotated[StrictInt, Field(ge=0)]
+    epoch: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{16}$")] | None = None
 
 
 class StateBody(_Body):

@@ -25,19 +25,22 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey as PrivateKey
 from nacl.signing import VerifyKey as PublicKey
 
-VERSION = 1
+VERSION = 1  # an envelope without an outbox epoch
+VERSION_EPOCH = 2  # an event envelope that carries its outbox's epoch (PROTOCOL.md 2.4)
 MAX_ID_LEN = 64
 MAX_DEPTH = 32  # nesting of JSON objects and arrays
 MAX_SAFE_INT = 2**53 - 1  # the largest integer every JSON reader holds exactly
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 SIG_RE = re.compile(r"^[0-9a-f]{128}$")
+EPOCH_RE = re.compile(r"^[0-9a-f]{16}$")
 # RFC 3339 with an offset and milliseconds, as the contract requires (ASCII digits only).
 TS_RE = re.compile(
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}(Z|[+-][0-9]{2}:[0-9]{2})$"
 )
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 ENVELOPE_KEYS = frozenset({"v", "id", "hall", "device", "seq", "ts", "type", "body", "sig"})
+KEYS_OF_VERSION = {VERSION: ENVELOPE_KEYS, VERSION_EPOCH: ENVELOPE_KEYS | {"epoch"}}
 
 
 class WireError(ValueError):
@@ -127,18 +130,11 @@ class Envelope:
     body: dict[str, Any]
     sig: str
     raw: bytes  # the exact bytes as published or received
+    epoch: str | None = None  # the outbox epoch of a version 2 event; None in version 1
 
     def unsigned(self) -> dict[str, Any]:
-        return {
-            "v": VERSION,
-            "id": self.id,
-            "hall": self.hall,
-            "device": self.device,
-            "seq": self.seq,
-            "ts": self.ts,
-            "type": self.type,
-            "body": self.body,
-        }
+        return _unsigned(self.id, self.hall, self.device, self.seq, self.ts, self.type, self.body,
+                         self.epoch)
 
     @property
     def timestamp(self) -> datetime:
@@ -155,11 +151,27 @@ def seal(
     type: str,
     body: dict[str, Any],
     id: str | None = None,
+    epoch: str | None = None,
 ) -> Envelope:
-    """Build and sign an envelope. The published bytes are its canonical form with `sig`."""
-    unsigned = {
-        "v": VERSION,
-        "id": id or uuid7(),
+    """Build and sign an envelope. The published bytes are its canonical form with `sig`. With an
+    `epoch` (16 lowercase hex: the outbox's) it is a version 2 envelope, without one version 1."""
+    if epoch is not None and not EPOCH_RE.fullmatch(epoch):
+        raise ValueError("an outbox epoch is 16 lowercase hex characters")
+    unsigned = _unsigned(id or uuid7(), hall, device, seq, ts, type, body, epoch)
+    _reject_floats(unsigned, "envelope")
+    sig = key.sign(canonical(unsigned)).signature.hex()
+    raw = canonical({**unsigned, "sig": sig})
+    return Envelope(
+        id=unsigned["id"], hall=hall, device=device, seq=seq, ts=ts, type=type,
+        body=body, sig=sig, raw=raw, epoch=epoch,
+    )
+
+
+def _unsigned(id: str, hall: str, device: str, seq: int, ts: str, type: str, body: dict[str, Any],
+              epoch: str | None) -> dict[str, Any]:
+    unsigned: dict[str, Any] = {
+        "v": VERSION if epoch is None else VERSION_EPOCH,
+        "id": id,
         "hall": hall,
         "device": device,
         "seq": seq,
@@ -167,13 +179,9 @@ def seal(
         "type": type,
         "body": body,
     }
-    _reject_floats(unsigned, "envelope")
-    sig = key.sign(canonical(unsigned)).signature.hex()
-    raw = canonical({**unsigned, "sig": sig})
-    return Envelope(
-        id=unsigned["id"], hall=hall, device=device, seq=seq, ts=ts, type=type,
-        body=body, sig=sig, raw=raw,
-    )
+    if epoch is not None:
+        unsigned["epoch"] = epoch
+    return unsigned
 
 
 def parse(raw: bytes) -> Envelope:
@@ -183,12 +191,15 @@ def parse(raw: bytes) -> Envelope:
     obj = strict_json(raw)
     if not isinstance(obj, dict):
         raise WireError("malformed", "envelope is not a JSON object")
-    keys = set(obj)
-    if keys != ENVELOPE_KEYS:
-        missing, extra = ENVELOPE_KEYS - keys, keys - ENVELOPE_KEYS
+    version = obj.get("v")
+    if type(version) is not int or version not in KEYS_OF_VERSION:
+        raise WireError("malformed", f"unsupported version {version!r}"[:200])
+    keys, expected = set(obj), KEYS_OF_VERSION[version]
+    if keys != expected:
+        missing, extra = expected - keys, keys - expected
         raise WireError("malformed", f"envelope keys: missing {sorted(missing)}, extra {sorted(extra)}"[:300])
-    if type(obj["v"]) is not int or obj["v"] != VERSION:
-        raise WireError("malformed", f"unsupported version {obj['v']!r}"[:200])
+    if version == VERSION_EPOCH and not (isinstance(obj["epoch"], str) and EPOCH_RE.fullmatch(obj["epoch"])):
+        raise WireError("malformed", f"bad field 'epoch': {obj['epoch']!r}"[:200])
     checks = (
         (isinstance(obj["id"], str) and 0 < len(obj["id"]) <= MAX_ID_LEN
          and not CONTROL_RE.search(obj["id"]), "id"),
@@ -207,7 +218,7 @@ def parse(raw: bytes) -> Envelope:
         raise WireError("non_canonical", "the bytes are not the envelope's canonical form")
     return Envelope(
         id=obj["id"], hall=obj["hall"], device=obj["device"], seq=obj["seq"], ts=obj["ts"],
-        type=obj["type"], body=obj["body"], sig=obj["sig"], raw=bytes(raw),
+        type=obj["type"], body=obj["body"], sig=obj["sig"], raw=bytes(raw), epoch=obj.get("epoch"),
     )
 
 

@@ -17,6 +17,11 @@ def state(prefix: str, hall: str, device: str) -> str:
     return f"{prefix}/{hall}/{device}/state"
 
 
+def snapshot(prefix: str, hall: str, device: str) -> str:
+    """A face snapshot's JPEG bytes, named by the SHA-256 its clock event signs (PROTOCOL.md 2.7)."""
+    return f"{prefix}/{hall}/{device}/snapshot"
+
+
 def command(prefix: str, hall: str, device: str, name: str) -> str:
     return f"{prefix}/{hall}/{device}/cmd/{name}"
 
@@ -30,14 +35,14 @@ def roster(prefix: str, hall: str) -> str:
 
 
 def hub_subscriptions(prefix: str, hall: str) -> list[str]:
-    return [f"{prefix}/{hall}/+/evt/#", f"{prefix}/{hall}/+/state"]
+    return [f"{prefix}/{hall}/+/evt/#", f"{prefix}/{hall}/+/state", f"{prefix}/{hall}/+/snapshot"]
 
 
 @dataclass(frozen=True)
 class TopicParts:
     hall: str
     device: str
-    kind: str  # "evt", "state", "cmd", "committed"
+    kind: str  # "evt", "state", "snapshot", "cmd", "committed"
     name: str | None  # the event type or command name
 
 
@@ -49,7 +54,7 @@ def split(prefix: str, topic: str) -> TopicParts | None:
     if len(parts) < 3 or not NAME_RE.match(parts[0]) or not NAME_RE.match(parts[1]):
         return None
     hall, device, kind, *rest = parts
-    if kind in ("state", "committed") and not rest:
+    if kind in ("state", "snapshot", "committed") and not rest:
         return TopicParts(hall, device, kind, None)
     if kind in ("evt", "cmd") and len(rest) == 1 and NAME_RE.match(rest[0]):
         return TopicParts(hall, device, kind, rest[0])

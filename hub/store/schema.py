@@ -44,6 +44,7 @@ events = Table(
     Column("received_at", _TS, nullable=False),
     Column("body", Text, nullable=False),  # canonical JSON
     Column("raw", LargeBinary, nullable=False),  # the exact signed bytes
+    Column("epoch", String(16), nullable=True),  # the edge outbox's (PROTOCOL.md 2.4); NULL in v1
     Index("ix_events_device_seq", "device", "seq"),
     Index("ix_events_type_ts", "type", "ts_utc"),
 )
@@ -64,15 +65,38 @@ quarantine = Table(
 )
 
 
+# Columns added after stores existed: a store created before gets them, nullable, no row touched
+# (the only changes ever made to a table in place).
+_ADDED_COLUMNS = {"quarantine": ("size", "sha256"), "events": ("epoch",)}
+
+
+def columns_missing(connection: Connection) -> list[tuple[str, str]]:
+    """(table, column) of the added columns an older store does not have yet."""
+    inspector = inspect(connection)
+    return [(name, column) for name, columns in _ADDED_COLUMNS.items()
+            for column in sorted(set(columns) - {c["name"] for c in inspector.get_columns(name)})]
+
+
 @event.listens_for(metadata, "after_create")
-def _add_quarantine_digest(target: MetaData, connection: Connection, **kw: Any) -> None:
-    """A store created before `size` and `sha256` existed gets them (the only change ever made to a
-    table in place: two nullable columns added, no row touched)."""
-    present = {column["name"] for column in inspect(connection).get_columns("quarantine")}
-    for column in ("size", "sha256"):
-        if column not in present:
-            kind = quarantine.c[column].type.compile(dialect=connection.dialect)
-            connection.exec_driver_sql(f"ALTER TABLE quarantine ADD COLUMN {column} {kind}")
+def add_columns(target: MetaData, connection: Connection, **kw: Any) -> None:
+    for name, column in columns_missing(connection):
+        kind = target.tables[name].c[column].type.compile(dialect=connection.dialect)
+        connection.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {column} {kind}")
+
+# Face snapshots (PROTOCOL.md 2.7): the JPEG whose SHA-256 a clock event signs. Outside the log, so
+# that it can be purged after `[face] keep_snapshot_days`; the signed hash stays in the log.
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("device", _NAME, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("jpeg", LargeBinary, nullable=False),
+    Column("taken_utc", DateTime(timezone=False), nullable=False),  # the clock event's time
+    Column("received_at", _TS, nullable=False),
+    Index("ix_snapshots_taken", "taken_utc"),
+)
+OPTIONAL_TABLES = frozenset({"snapshots"})  # added later: an older store gets them when opened
 
 leaves = Table(
     "leaves",

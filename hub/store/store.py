@@ -14,13 +14,12 @@ rows that do not match them.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
@@ -31,9 +30,20 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from hub.domain import AuditEntry, Leave, Quarantined, StoredEvent
 from hub.store.chain import ZERO_HASH, Chain, ClockBehind, ClockPolicy, entry_hash, holds
-from hub.store.schema import audit, events, leaves, metadata, quarantine
+from hub.store.rows import (
+    audit_entry,
+    event_data,
+    event_row,
+    leave_of,
+    naive_utc,
+    quarantine_data,
+    quarantine_row,
+    stored_event,
+    tamper,
+)
+from hub.store.schema import OPTIONAL_TABLES, audit, columns_missing, events, leaves, metadata, quarantine
 from wire.clock import Clock
-from wire.envelope import WireError, canonical, format_ts, load_public_key, parse, parse_ts, verify
+from wire.envelope import WireError, format_ts, load_public_key, parse, verify
 
 __all__ = ["ZERO_HASH", "ClockBehind", "Store", "StoreMissing", "entry_hash", "sqlalchemy_url"]
 log = logging.getLogger(__name__)
@@ -52,14 +62,6 @@ def sqlalchemy_url(url: str) -> str:
     if url.startswith("postgresql://"):
         return "postgresql+psycopg://" + url.removeprefix("postgresql://")
     raise ValueError(f"store URL must be sqlite:///path or postgresql://..., not {url!r}")
-
-
-def payload_fields(payload: bytes) -> dict[str, str]:
-    """A quarantined payload as JSON-able text: UTF-8 as is, anything else as base64."""
-    try:
-        return {"payload": payload.decode("utf-8"), "payload_encoding": "utf-8"}
-    except UnicodeDecodeError:
-        return {"payload": base64.b64encode(payload).decode("ascii"), "payload_encoding": "base64"}
 
 
 class StoreMissing(ValueError):
@@ -97,10 +99,14 @@ class Store:
             return
         with self._engine.connect() as conn:
             missing = {t.name for t in metadata.sorted_tables} - set(inspect(conn).get_table_names())
-        if missing:
+            older = bool(missing) or bool(columns_missing(conn))
+        if missing - OPTIONAL_TABLES:
             self._engine.dispose()
             raise StoreMissing(f"不是大厅中心数据库 {url.split('@')[-1]} is not a hub store "
                                f"(no table {', '.join(sorted(missing))})")
+        if older:  # a store of an earlier release: new tables and columns are added, no row touched
+            with self._writing() as conn:
+                metadata.create_all(conn)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -118,22 +124,22 @@ class Store:
             quarantine_rows: list[dict[str, Any]] = []
             for item in items:
                 if isinstance(item, Quarantined):
-                    quarantine_rows.append(_quarantine_row(item))
-                    chain.add("quarantine", _quarantine_data(item), None)
+                    quarantine_rows.append(quarantine_row(item))
+                    chain.add("quarantine", quarantine_data(item), None)
                     outcomes.append("quarantined")
                 elif isinstance(item, StoredEvent):
                     stored_raw = known.get(item.id)
                     if stored_raw is None:
                         known[item.id] = item.raw
-                        event_rows.append(_event_row(item))
-                        chain.add("event", _event_data(item), item.id)
+                        event_rows.append(event_row(item))
+                        chain.add("event", event_data(item), item.id)
                         outcomes.append("stored")
                     elif stored_raw == item.raw:
                         outcomes.append("duplicate")
                     else:
-                        alert = _tamper(item)
-                        quarantine_rows.append(_quarantine_row(alert))
-                        chain.add("quarantine", _quarantine_data(alert), item.id)
+                        alert = tamper(item)
+                        quarantine_rows.append(quarantine_row(alert))
+                        chain.add("quarantine", quarantine_data(alert), item.id)
                         outcomes.append("tamper")
                 else:
                     raise TypeError(f"cannot ingest {type(item).__name__}")
@@ -199,9 +205,9 @@ class Store:
         if device is not None:
             query = query.where(events.c.device == device)
         if since is not None:
-            query = query.where(events.c.ts_utc >= _naive_utc(since))
+            query = query.where(events.c.ts_utc >= naive_utc(since))
         if until is not None:
-            query = query.where(events.c.ts_utc < _naive_utc(until))
+            query = query.where(events.c.ts_utc < naive_utc(until))
         with self._engine.connect() as conn:
             rows = conn.execute(query).all()
         return [found for row in rows if (found := self._trusted(row)) is not None]
@@ -211,14 +217,14 @@ class Store:
         with self._engine.connect() as conn:
             for part in _chunks(sorted(ids)):
                 for row in conn.execute(select(events).where(events.c.id.in_(part))):
-                    found[row.id] = _stored_event(row)
+                    found[row.id] = stored_event(row)
         return found
 
     def _trusted(self, row: Row[Any]) -> StoredEvent | None:
         """The event as its signed bytes say, or None for a row that does not match them or whose
         signature does not hold. Without device keys, the row as stored."""
         if self._keys is None:
-            return _stored_event(row)
+            return stored_event(row)
         raw = bytes(row.raw)
         digest = hashlib.blake2b(raw, digest_size=16).digest()
         try:
@@ -292,7 +298,7 @@ class Store:
                 query = query.where(audit.c.kind == kind)
             with self._engine.connect() as conn:
                 rows = conn.execute(query).all()
-            yield from (_audit_entry(row) for row in rows)
+            yield from (audit_entry(row) for row in rows)
             if len(rows) < size:
                 return
             last = rows[-1].seq
@@ -328,14 +334,15 @@ class Store:
             query = query.where(audit.c.kind == kind)
         with self._engine.connect() as conn:
             row = conn.execute(query).first()
-        return None if row is None else _audit_entry(row)
+        return None if row is None else audit_entry(row)
 
-    def device_history(self) -> Iterator[tuple[str, str, int]]:
-        """(hall, device, seq) of every stored event in the order it was accepted."""
+    def device_history(self) -> Iterator[tuple[str, str, int, str | None]]:
+        """(hall, device, seq, epoch) of every stored event in the order it was accepted."""
         last = 0
         while True:
             query = (
-                select(audit.c.seq, events.c.hall, events.c.device, events.c.seq.label("event_seq"))
+                select(audit.c.seq, events.c.hall, events.c.device, events.c.seq.label("event_seq"),
+                       events.c.epoch)
                 .join(events, events.c.id == audit.c.ref)
                 .where(audit.c.kind == "event", audit.c.seq > last)
                 .order_by(audit.c.seq)
@@ -344,12 +351,20 @@ class Store:
             with self._engine.connect() as conn:
                 rows = conn.execute(query).all()
             for row in rows:
-                yield row.hall, row.device, row.event_seq
+                yield row.hall, row.device, row.event_seq, row.epoch
             if len(rows) < CHUNK:
                 return
             last = rows[-1].seq
 
     # --- internals -------------------------------------------------------------------------
+
+    def reading(self) -> Connection:
+        """A connection for a module that keeps its own table here (hub/store/snapshots.py)."""
+        return self._engine.connect()
+
+    def writing(self) -> AbstractContextManager[Connection]:
+        """A writing transaction, under the store-wide writer lock, for such a module."""
+        return self._writing()
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
@@ -390,111 +405,3 @@ def _raws_by_id(conn: Connection, ids: Collection[str]) -> dict[str, bytes]:
         for row in conn.execute(select(events.c.id, events.c.raw).where(events.c.id.in_(part))):
             found[row.id] = bytes(row.raw)
     return found
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError("query bounds must be timezone-aware")
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def _event_row(item: StoredEvent) -> dict[str, Any]:
-    return {
-        "id": item.id,
-        "hall": item.hall,
-        "device": item.device,
-        "seq": item.seq,
-        "type": item.type,
-        "ts": parse(item.raw).ts,  # the text exactly as signed
-        "ts_utc": _naive_utc(item.ts),
-        "received_at": format_ts(item.received_at),
-        "body": canonical(item.body).decode("utf-8"),
-        "raw": item.raw,
-    }
-
-
-def _event_data(item: StoredEvent) -> dict[str, Any]:
-    return {"raw": item.raw.decode("utf-8"), "received_at": format_ts(item.received_at)}
-
-
-def leave_of(data: Mapping[str, Any]) -> Leave:
-    """A leave from its log entry's content."""
-    return Leave(
-        staff=str(data["staff"]),
-        start=datetime.fromisoformat(str(data["start"])),
-        end=datetime.fromisoformat(str(data["end"])),
-        approver=str(data["approver"]),
-        reason=str(data["reason"]),
-        recorded_at=datetime.fromisoformat(str(data["recorded_at"])),
-        id=int(data.get("id") or 0),
-    )
-
-
-def _stored_event(row: Row[Any]) -> StoredEvent:
-    return StoredEvent(
-        id=row.id,
-        hall=row.hall,
-        device=row.device,
-        seq=row.seq,
-        type=row.type,
-        ts=parse_ts(row.ts),
-        received_at=datetime.fromisoformat(row.received_at),
-        body=json.loads(row.body),
-        raw=bytes(row.raw),
-    )
-
-
-def _tamper(item: StoredEvent) -> Quarantined:
-    return Quarantined(
-        received_at=item.received_at,
-        topic=f"{item.hall}/{item.device}/evt/{item.type}",
-        reason="tamper",
-        detail=f"event id {item.id} already stored with different content",
-        payload=item.raw,
-    )
-
-
-QUARANTINE_KEEP = 4096  # bytes of a quarantined payload kept; its size and SHA-256 cover all of it
-
-
-def _quarantine_row(item: Quarantined) -> dict[str, Any]:
-    return {
-        "received_at": format_ts(item.received_at),
-        "topic": _safe_text(item.topic),
-        "reason": _safe_text(item.reason),
-        "detail": _safe_text(item.detail),
-        "payload": item.payload[:QUARANTINE_KEEP],
-        "size": len(item.payload),
-        "sha256": hashlib.sha256(item.payload).hexdigest(),
-    }
-
-
-def _quarantine_data(item: Quarantined) -> dict[str, Any]:
-    """The log entry: the kept head of the payload, with the size and SHA-256 of all of it."""
-    return {
-        "topic": _safe_text(item.topic),
-        "reason": _safe_text(item.reason),
-        "detail": _safe_text(item.detail),
-        **payload_fields(item.payload[:QUARANTINE_KEEP]),
-        "size": len(item.payload),
-        "sha256": hashlib.sha256(item.payload).hexdigest(),
-        "received_at": format_ts(item.received_at),
-    }
-
-
-def _safe_text(value: str) -> str:
-    """Text any database takes and JSON encodes: no NUL (PostgreSQL refuses it in text), no lone
-    surrogate (not UTF-8), both written as escapes."""
-    return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
-
-
-def _audit_entry(row: Row[Any]) -> AuditEntry:
-    return AuditEntry(
-        seq=row.seq,
-        at=datetime.fromisoformat(row.at),
-        kind=row.kind,
-        ref=row.ref,
-        data=json.loads(row.data),
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )
