@@ -69,7 +69,8 @@ def _complaints(args: argparse.Namespace, config: HubConfig, store: Store) -> in
             print(json.dumps({"id": done.id, "kind": done.kind, "window": done.window, "staff": done.staff,
                               "due": format_ts(done.due), "status": done.status}, ensure_ascii=False))
         else:
-            print(f"已登记投诉 complaint {done.id} registered: 窗口{done.window} {names(done.staff) or ''} "
+            who = f" {names(done.staff)}" if done.staff else ""
+            print(f"已登记投诉 complaint {done.id} registered: 窗口{done.window}{who}, "
                   f"答复期限 due {done.due.astimezone(config.tz):%Y-%m-%d %H:%M}")
         return 0
     if args.complaints_command == "close":

@@ -165,10 +165,11 @@ def test_refusals_are_one_line_and_write_nothing(hall: tuple[Path, Store]) -> No
         assert message in refused(add(config, "2026-11-25T10:00:00", *args)), args
     assert len(list(store.audit())) == entries_before
     assert add(config, "2026-11-25T10:00:00", "--window", "01", "--rating", rating, *base).returncode == 0
-    close = ("complaints", "close", "--by", "科长", "--result", "已答复", *clock("2026-11-25T11:00:00"))
+    close = ("complaints", "close", "--by", "科长", "--result", "已答复")
     assert "no complaint 'T-20261125-009' in the register" in refused(
-        hub_cli(config, *close, "--id", "T-20261125-009"))
-    assert hub_cli(config, *close, "--id", "T-20261125-001").returncode == 0
-    assert "already closed by 科长" in refused(hub_cli(config, *close, "--id", "T-20261125-001"))
+        hub_cli(config, *close, "--id", "T-20261125-009", *clock("2026-11-25T11:00:00")))
+    assert hub_cli(config, *close, "--id", "T-20261125-001", *clock("2026-11-25T11:00:00")).returncode == 0
+    assert "already closed by 科长" in refused(
+        hub_cli(config, *close, "--id", "T-20261125-001", *clock("2026-11-25T11:05:00")))
     assert [e.data["id"] for e in store.entries("complaint_close")] == ["T-20261125-001"]
     assert verify_log(store, hub_config.load(config).device_keys()).ok
