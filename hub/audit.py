@@ -19,7 +19,17 @@ from wire.envelope import Envelope, PublicKey, WireError, format_ts, load_public
 
 BATCH = 200  # entries checked against the events table per round trip
 RENDER_WIDTH = 240
+# Personal data kept in log entries (the store is access-controlled) and hidden in what is printed
+# or exported: kind -> fields. A manager sees a complainant's contact through
+# `hub.complaints.complaint_contacts`, which logs the view.
+PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {"complaint_add": ("contact",)}
+HIDDEN = "<个人信息 已隐藏 personal data hidden>"
 
+
+def public_data(entry: AuditEntry) -> dict[str, Any]:
+    """The entry's content with its personal data replaced by a mark (hash checks need the store)."""
+    hidden = [f for f in PERSONAL_FIELDS.get(entry.kind, ()) if f in entry.data]
+    return {**entry.data, **dict.fromkeys(hidden, HIDDEN)} if hidden else entry.data
 
 
 @dataclass(frozen=True)
@@ -185,7 +195,7 @@ def render_entry(entry: AuditEntry) -> str:
     """One line, e.g. `#12 2026-11-24T08:29:31.120+08:00 event(事件) entrance/42 clock card=...`."""
     label = LOG_KINDS.get(entry.kind)
     head = f"#{entry.seq} {format_ts(entry.at)} {entry.kind}" + (f"({label})" if label else "")
-    data = entry.data
+    data = public_data(entry)
     if entry.kind == "event":
         detail = _render_event(entry)
     elif entry.kind == "quarantine":

@@ -12,7 +12,7 @@ import threading
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-from hub import cli_broker, cli_staff, cli_window
+from hub import cli_broker, cli_complaints, cli_staff, cli_window
 from hub import config as hub_config
 from hub.audit import render_entry, verify_log
 from hub.config import HubConfig
@@ -70,13 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     quarantine = with_config(sub.add_parser("quarantine", help="messages refused, with reasons"))
     quarantine.add_argument("--json", action="store_true")
     COMMANDS.update(cli_window.add_commands(sub, with_config))
+    COMMANDS.update(cli_complaints.add_commands(sub, with_config))
     COMMANDS.update(cli_staff.add_commands(sub, with_config))
     COMMANDS.update(cli_broker.add_commands(sub, with_config))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(cli_window.with_default_subcommand(sys.argv[1:] if argv is None else argv))
     try:
         if args.command == "keygen":
             return keyfile.keygen(args.out)
@@ -129,6 +130,7 @@ def _signs(args: argparse.Namespace) -> bool:
 def _creates_store(args: argparse.Namespace) -> bool:
     """Only the daemon and the set-up commands create the store; readers need one that exists."""
     return (args.command == "run" or getattr(args, "leave_command", None) == "add"
+            or getattr(args, "complaints_command", None) == "add"
             or getattr(args, "staff_command", None) == "enroll")
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
+from hub.appeals import appeal_rating, appeal_states, decide_appeal
 from hub.commands import send, wait_ack
 from hub.config import HubConfig
 from hub.domain import Finding
@@ -18,7 +19,7 @@ from hub.rules.away import DeskOwners
 from hub.rules.ratings import by_day, by_month, by_staff, by_window, statistics
 from hub.scheduler import finding_data, finding_key
 from hub.store.store import Store
-from hub.views import Names, away_text, cases_text, findings_text, ratings_text, stats_text
+from hub.views import Names, appeal_text, away_text, cases_text, findings_text, ratings_text, stats_text
 from wire.envelope import format_ts
 
 Handler = Callable[[argparse.Namespace, HubConfig, Store], int]
@@ -26,11 +27,28 @@ Handler = Callable[[argparse.Namespace, HubConfig, Store], int]
 
 def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
                  ) -> dict[str, Handler]:
-    ratings = with_config(sub.add_parser("ratings", help="好差评 ratings and statistics"))
-    when = ratings.add_mutually_exclusive_group(required=True)
+    ratings = sub.add_parser("ratings", help="好差评 ratings, statistics and appeals (申诉复核)",
+                             description="`ratings --config F --date D` is short for `ratings stats ...`")
+    ratings_sub = ratings.add_subparsers(dest="ratings_command", required=True)
+    stats = with_config(ratings_sub.add_parser("stats", help="ratings with staff, flags and statistics "
+                                                             "(the default subcommand)"))
+    when = stats.add_mutually_exclusive_group(required=True)
     when.add_argument("--date", type=date.fromisoformat)
     when.add_argument("--month", help="YYYY-MM")
-    ratings.add_argument("--json", action="store_true")
+    stats.add_argument("--json", action="store_true")
+    appeal = with_config(ratings_sub.add_parser("appeal", help="申诉 contest a rating believed malicious "
+                                                               "or mistaken"))
+    appeal.add_argument("--rating", required=True, help="the rating's event id (ratings --json: id)")
+    appeal.add_argument("--by", required=True, help="who appeals")
+    appeal.add_argument("--reason", required=True)
+    decide = with_config(ratings_sub.add_parser("decide",
+                                                help="复核 accept or reject a rating's open appeal"))
+    decide.add_argument("--rating", required=True)
+    decide.add_argument("--by", required=True, help="who decides")
+    verdict = decide.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--accept", action="store_true", help="the rating leaves every statistic")
+    verdict.add_argument("--reject", action="store_true", help="the rating keeps counting")
+    decide.add_argument("--note", required=True, help="the grounds of the decision")
     away = with_config(sub.add_parser("away", help="离岗 away periods of a day"))
     away.add_argument("--date", required=True, type=date.fromisoformat)
     away.add_argument("--json", action="store_true")
@@ -74,16 +92,37 @@ def _now(store: Store) -> datetime:
     return store.clock.now()
 
 
+RATINGS_SUBCOMMANDS = ("stats", "appeal", "decide")
+
+
+def with_default_subcommand(argv: list[str]) -> list[str]:
+    """`ratings --config F --date D` (its form before appeals) means `ratings stats ...`."""
+    if argv[:1] == ["ratings"] and (len(argv) == 1 or argv[1] not in (*RATINGS_SUBCOMMANDS, "-h", "--help")):
+        return ["ratings", "stats", *argv[1:]]
+    return argv
+
+
 def _ratings(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
+    if args.ratings_command == "appeal":
+        done = appeal_rating(store, args.rating, args.by, args.reason)
+        print(f"已登记申诉 appeal recorded: {appeal_text(done, config.tz)}")
+        return 0
+    if args.ratings_command == "decide":
+        done = decide_appeal(store, args.rating, args.by, args.accept, args.note)
+        print(f"已裁定 appeal decided: {appeal_text(done, config.tz)}")
+        return 0
     days = [args.date] if args.date else month_days(args.month)
     rated = [r for day in days for r in hall_day(config, store, day, _now(store)).ratings]
     keys = [("staff", by_staff), ("window", by_window), ("day", by_day(config.tz)),
             ("month", by_month(config.tz))]
     if args.json:
+        appeals = appeal_states(store, as_of=_now(store))
         print(json.dumps({
             "ratings": [{"id": r.rating.event_id, "at": format_ts(r.rating.at), "window": r.rating.window,
                          "level": r.rating.level, "invited": r.rating.invited, "ticket": r.rating.ticket,
-                         "staff": r.staff, "counted": r.counted, "flags": list(r.flags)} for r in rated],
+                         "staff": r.staff, "counted": r.counted, "flags": list(r.flags),
+                         "appeal": appeals[r.rating.event_id].state if r.rating.event_id in appeals else None}
+                        for r in rated],
             **{f"by_{name}": _stats(statistics(rated, key)) for name, key in keys},
         }, ensure_ascii=False, indent=1))
         return 0
@@ -158,7 +197,8 @@ def _cases(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
                            "opened_at": format_ts(c.opened_at), "deadline": c.deadline.isoformat(),
                            "closed_at": format_ts(c.closed_at) if c.closed_at else None,
                            "closed_by": c.closed_by, "result": c.result, "note": c.note,
-                           "overdue": c.id in overdue_ids} for c in found], ensure_ascii=False, indent=1))
+                           "closed_by_appeal": c.by_appeal, "overdue": c.id in overdue_ids}
+                          for c in found], ensure_ascii=False, indent=1))
         return 0
     print(cases_text(found, overdue_ids, config.tz, Names.of(config)))
     return 0

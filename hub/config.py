@@ -204,6 +204,15 @@ class CasesConfig(_Section):
     deadline_days: int = Field(5, ge=1, le=60, description="working days to follow up a bad rating")
 
 
+class ComplaintsConfig(_Section):
+    """投诉受理: when a complaint is due (seeds 000 and 004), in working days of `[schedule]`."""
+
+    written_days: int = Field(3, ge=1, le=30, description="working days to answer a written complaint "
+                                                          "(due at the end of the last one)")
+    oral_days: int = Field(0, ge=0, le=5, description="working days to answer an oral complaint: 0 the "
+                                                      "same working day, 1 the next (当日或次日)")
+
+
 class AlertsConfig(_Section):
     late_return_grace_minutes: int = Field(0, ge=0, le=120)
     unattended_min_minutes: int = Field(1, ge=0, le=240, description="shorter gaps are not reported")
@@ -236,6 +245,7 @@ class HubConfig(_Section):
     schedule: ScheduleConfig = ScheduleConfig()
     ratings: RatingsConfig = RatingsConfig()
     cases: CasesConfig = CasesConfig()
+    complaints: ComplaintsConfig = ComplaintsConfig()
     alerts: AlertsConfig = AlertsConfig()
     reports: ReportsConfig = ReportsConfig()
     face: FaceConfig = FaceConfig()

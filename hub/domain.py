@@ -27,6 +27,11 @@ LOG_KINDS: dict[str, str] = {
     "finding": "督查发现",
     "daily_close": "日结",
     "monthly_report": "月度汇总",
+    "complaint_add": "投诉登记",
+    "complaint_close": "投诉办结",
+    "rating_appeal": "评价申诉",
+    "appeal_decision": "申诉裁定",
+    "personal_view": "个人信息查看",
 }
 
 
@@ -131,7 +136,8 @@ class SessionAttendance:
 
 SignState = Literal["on_duty", "away", "paused"]
 FindingKind = Literal[
-    "late_return", "unattended_window", "rating_misuse", "unattended_rating", "case_overdue"
+    "late_return", "unattended_window", "rating_misuse", "unattended_rating", "case_overdue",
+    "complaint_overdue",
 ]
 
 
@@ -240,6 +246,7 @@ class Case:
     result: str | None = None
     note: str | None = None
     flags: tuple[str, ...] = ()  # the rating's flags, e.g. a misuse repeat
+    by_appeal: bool = False  # closed by an accepted appeal of its rating (申诉成立), not followed up
 
 
 @dataclass(frozen=True)
@@ -249,3 +256,54 @@ class CaseClosure:
     closed_by: str
     result: str
     note: str | None = None
+    by_appeal: bool = False
+
+
+# --- complaints register and rating appeals (hub/rules/complaints.py, appeals.py) ---
+
+ComplaintKind = Literal["oral", "written"]  # 口头投诉, 书面投诉
+ComplaintStatus = Literal["open", "closed"]  # 待答复, 已办结 (答复记录, 归档)
+AppealState = Literal["open", "accepted", "rejected"]  # 待复核, 申诉成立, 申诉驳回
+
+
+@dataclass(frozen=True)
+class Complaint:
+    """A 投诉受理 register entry as of a moment: registered, maybe answered and filed.
+
+    The complainant's contact is personal data and is not here: `hub.complaints.complaint_contact`
+    returns it to a named viewer. `overdue`: answered after `due`, or still open past it;
+    `closed_in_time`: None while open.
+    """
+
+    id: str  # T-YYYYMMDD-NNN, the registration day in hall time
+    kind: ComplaintKind
+    window: str
+    staff: str | None
+    rating: str | None  # the rating event the complaint is about, if any
+    received_by: str
+    text: str
+    registered_at: datetime
+    due: datetime  # the end of the due working day, 23:59:59.999 hall time
+    status: ComplaintStatus
+    overdue: bool
+    closed_in_time: bool | None
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    result: str | None = None
+    has_contact: bool = False
+
+
+@dataclass(frozen=True)
+class Appeal:
+    """The latest 申诉复核 of a rating: who contested it and why, and the decision once made."""
+
+    rating: str  # the rating's event id
+    window: str
+    state: AppealState
+    appealed_by: str
+    appealed_at: datetime
+    reason: str
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    note: str | None = None
+    appeals: int = 1  # appeals of this rating so far (a rejected one may be followed by another)

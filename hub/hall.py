@@ -9,9 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from hub.appeals import appeal_states
+from hub.complaints import overdue_complaints
 from hub.config import HubConfig
 from hub.domain import AttributedRating, AwayPeriod, Finding, SessionAttendance
-from hub.reports import attendance, day_bounds, schedule_of
+from hub.reports import attendance, day_bounds, rating_of, schedule_of
+from hub.rules.appeals import apply_appeals, case_closures
 from hub.rules.attendance import CardIndex, buddy_punch
 from hub.rules.away import SignEvent, away_periods, late_returns, unattended_windows
 from hub.rules.cases import Case, CaseClosure, apply_closures, case_id, open_cases, overdue
@@ -51,12 +54,7 @@ def signs_between(store: Store, since: datetime, until: datetime) -> list[SignEv
 
 
 def ratings_between(store: Store, since: datetime, until: datetime) -> list[Rating]:
-    return [
-        Rating(event_id=e.id, window=str(e.body["window"]), level=int(e.body["level"]),
-               invited=bool(e.body["invited"]), invite=e.body.get("invite"),  # type: ignore[arg-type]
-               ticket=e.body.get("ticket"), at=e.ts)  # type: ignore[arg-type]
-        for e in store.events(type="rating", since=since, until=until)
-    ]
+    return [rating_of(e) for e in store.events(type="rating", since=since, until=until)]
 
 
 def policy(config: HubConfig) -> RatingPolicy:
@@ -70,6 +68,7 @@ def hall_day(config: HubConfig, store: Store, day: date, now: datetime) -> HallD
     periods = away_periods(signs_between(store, since, until))
     attributed = attribute(ratings_between(store, since, until), config.roster(), {day: rows}, periods,
                            policy(config), config.tz, schedule=schedule)
+    attributed = apply_appeals(attributed, appeal_states(store, as_of=now))
     findings = [
         *late_returns(periods, now, grace_minutes=config.alerts.late_return_grace_minutes,
                       roster=config.roster()),
@@ -82,11 +81,18 @@ def hall_day(config: HubConfig, store: Store, day: date, now: datetime) -> HallD
 
 
 def closures(store: Store) -> list[CaseClosure]:
-    return [
+    """Every case closure: the logged ones (`cases close`) and those by an accepted appeal of the
+    case's rating, in time order, the first of a case standing (the others were refused or raced)."""
+    found = [
         CaseClosure(str(e.data["case"]), datetime.fromisoformat(str(e.data["closed_at"])),
                     str(e.data["closed_by"]), str(e.data["result"]), str(e.data.get("note") or ""))
         for e in store.entries(CLOSURE_KIND)
     ]
+    found += case_closures(appeal_states(store).values())
+    first: dict[str, CaseClosure] = {}
+    for closure in sorted(found, key=lambda c: c.closed_at):
+        first.setdefault(closure.case_id, closure)
+    return list(first.values())
 
 
 def cases(config: HubConfig, store: Store, since: date, until: date, now: datetime) -> list[Case]:
@@ -132,6 +138,7 @@ def day_findings(config: HubConfig, store: Store, day: date, now: datetime) -> l
                              {"case": case.id, "level": case.level, "deadline": case.deadline.isoformat(),
                               "flags": list(case.flags)}, (case.rating_event,)))
     found.extend(overdue_cases(config, store, now))
+    found.extend(overdue_complaints(config, store, now))
     found.extend(face_findings(config, store, day))
     found.sort(key=lambda f: (f.start, f.kind, f.window or ""))
     return found

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
+from hub.audit import public_data
 from hub.config import HubConfig
-from hub.domain import AuditEntry, Punch, Schedule, SessionAttendance
+from hub.domain import AuditEntry, Punch, Rating, Schedule, SessionAttendance, StoredEvent
 from hub.rules.attendance import CardIndex, attendance_for_day, punch_for
 from hub.store.store import Store
 from hub.text import table
@@ -65,6 +66,24 @@ def attendance(config: HubConfig, store: Store, day: date, now: datetime) -> lis
     )
 
 
+def rating_of(event: StoredEvent) -> Rating:
+    """A `rating` event as the rules read it."""
+    body = event.body
+    return Rating(event_id=event.id, window=str(body["window"]), level=int(body["level"]),
+                  invited=bool(body["invited"]), invite=body.get("invite"),  # type: ignore[arg-type]
+                  ticket=body.get("ticket"), at=event.ts)  # type: ignore[arg-type]
+
+
+def find_rating(store: Store, rating_id: str) -> Rating | None:
+    """One rating by its event id, only if it verifies (found by id, then read back through the
+    store's checked path at its time)."""
+    row = store.events_by_id([rating_id]).get(rating_id)
+    if row is None or row.type != "rating":
+        return None
+    near = store.events(type="rating", since=row.ts, until=row.ts + timedelta(milliseconds=1))
+    return next((rating_of(e) for e in near if e.id == rating_id), None)
+
+
 def _hm(moment: datetime | None, config: HubConfig) -> str | None:
     return moment.astimezone(config.tz).strftime("%H:%M:%S") if moment else None
 
@@ -99,12 +118,13 @@ def attendance_table(rows: Sequence[SessionAttendance], config: HubConfig) -> st
 
 
 def entry_json(entry: AuditEntry) -> dict[str, object]:
+    """An entry as `log show --json` prints it, personal data hidden (hub/audit.py PERSONAL_FIELDS)."""
     return {
         "seq": entry.seq,
         "at": entry.at.isoformat(timespec="milliseconds"),
         "kind": entry.kind,
         "ref": entry.ref,
-        "data": entry.data,
+        "data": public_data(entry),
         "prev_hash": entry.prev_hash,
         "hash": entry.hash,
     }

@@ -1,11 +1,11 @@
 """The hub's scheduler (APScheduler 3.x): time-based rules on the injected clock.
 
 One interval job checks, at the hall's current time: late returns, unattended windows, absences past
-the threshold, misuse and unattended ratings, overdue follow-up cases and devices gone offline; each
-new finding is appended once to the audit log with what it was derived from. The same job performs
-the daily close (with the purge of face snapshots past `[face] keep_snapshot_days`) and, after the
-last day of a month, writes the monthly summary. With a ScaledClock
-the checks follow simulated hall time; the job period itself is real time.
+the threshold, misuse and unattended ratings, overdue follow-up cases and complaints, and devices gone
+offline; each new finding is appended once to the audit log with what it was derived from. The same
+job performs the daily close (with the purge of face snapshots past `[face] keep_snapshot_days`)
+and, after the last day of a month, writes the monthly summary. With a ScaledClock the checks follow
+simulated hall time; the job period itself is real time.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ DeviceSeen = Callable[[], dict[str, tuple[float, bool]]]  # device -> (monotonic
 
 
 def finding_key(finding: Finding) -> str:
-    who = str(finding.detail.get("case") or finding.staff or finding.window or finding.detail.get("device"))
+    detail = finding.detail
+    who = str(detail.get("case") or detail.get("complaint") or finding.staff or finding.window
+              or detail.get("device"))
     return f"{finding.kind}:{who}:{finding.start.isoformat(timespec='seconds')}"[:64]
 
 

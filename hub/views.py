@@ -7,18 +7,31 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 
 from hub.config import HubConfig
-from hub.domain import AttributedRating, AwayPeriod, Case, Finding, Leave, Quarantined, RatingStats
+from hub.domain import (
+    Appeal,
+    AttributedRating,
+    AwayPeriod,
+    Case,
+    Complaint,
+    Finding,
+    Leave,
+    Quarantined,
+    RatingStats,
+)
 from hub.text import EMPTY, table
 
 LEVEL_ZH = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
 REASON_ZH = {"meeting": "会议", "errand": "外出", "break": "休息", "field": "外勤", "other": "其他"}
 STATE_ZH = {"on_duty": "在岗", "away": "暂离", "paused": "暂停服务"}
-FLAG_ZH = {"nobody_on_duty": "无人在岗", "misuse_repeat": "重复评价", "not_invited": "未邀请"}
+FLAG_ZH = {"nobody_on_duty": "无人在岗", "misuse_repeat": "重复评价", "not_invited": "未邀请",
+           "appealed": "申诉中", "excluded_by_appeal": "申诉成立不计"}
+APPEAL_ZH = {"open": "待复核", "accepted": "申诉成立", "rejected": "申诉驳回"}
+KIND_ZH = {"oral": "口头", "written": "书面"}
 FINDING_ZH = {
     "late_return": "未按时归岗", "unattended_window": "窗口无人 (AB岗缺岗)", "rating_misuse": "重复评价",
     "unattended_rating": "无人在岗的评价", "case_overdue": "差评整改逾期", "absence": "旷工",
     "device_offline": "设备离线", "case_opened": "差评整改立案", "buddy_punch": "疑似代打卡",
-    "liveness_failed": "活体检测未通过", "face_review": "人脸比对需复核",
+    "liveness_failed": "活体检测未通过", "face_review": "人脸比对需复核", "complaint_overdue": "投诉答复逾期",
 }
 
 
@@ -98,6 +111,11 @@ def finding_detail(f: Finding, tz: tzinfo, names: Names) -> str:
     if f.kind == "case_overdue":
         late = "办结逾期" if d.get("closed_late") else "仍未办结"
         return f"案件 {d.get('case')} 期限 {d.get('deadline')}, {late}, 超过 {d.get('overdue_minutes')} 分钟"
+    if f.kind == "complaint_overdue":
+        late = "逾期答复" if d.get("closed_late") else "仍未答复"
+        kind = KIND_ZH.get(str(d.get("complaint_kind")), "")
+        return (f"{kind}投诉 {d.get('complaint')} 期限 {hm('due')} ({str(d.get('due'))[:10]}), {late}, "
+                f"超过 {d.get('overdue_minutes')} 分钟")
     if f.kind == "absence":
         return f"{d.get('session')} 无打卡, 无请假"
     if f.kind == "device_offline":
@@ -127,13 +145,49 @@ def findings_text(found: Sequence[Finding], tz: tzinfo, names: Names) -> str:
 def cases_text(cases: Sequence[Case], overdue: set[str], tz: tzinfo, names: Names) -> str:
     rows = []
     for c in cases:
-        state = "已办结" if c.closed_at else ("逾期" if c.id in overdue else "待整改")
+        state = ("申诉撤案" if c.by_appeal else "已办结") if c.closed_at else ("逾期" if c.id in overdue
+                                                                             else "待整改")
         closed = f"{c.closed_at.astimezone(tz):%m-%d %H:%M} {c.closed_by}" if c.closed_at else None
         rows.append((c.id, c.window, names(c.staff), f"{c.level} {LEVEL_ZH[c.level]}",
                      f"{c.opened_at.astimezone(tz):%m-%d %H:%M}", c.deadline.isoformat(), state, closed,
                      c.result, c.note or None, flags_zh(c.flags)))
     return table(("案件", "窗口", "人员", "差评", "立案", "期限", "状态", "办结 (时间 办结人)", "结果",
                   "备注", "标记"), rows)
+
+
+def complaint_state(c: Complaint) -> str:
+    if c.closed_at is None:
+        return "逾期未答复" if c.overdue else "待答复"
+    return "逾期答复" if c.overdue else "已办结"
+
+
+def complaints_text(items: Sequence[Complaint], tz: tzinfo, names: Names,
+                    contacts: Mapping[str, str] | None = None) -> str:
+    """The register; the contact column only for a manager's view (`contacts` given)."""
+    def moment(value: datetime | None) -> str | None:
+        return f"{value.astimezone(tz):%m-%d %H:%M}" if value else None
+
+    rows = []
+    for c in items:
+        answered = f"{moment(c.closed_at)} {c.closed_by}: {c.result}" if c.closed_at else None
+        row: list[object] = [c.id, KIND_ZH[c.kind], c.window, names(c.staff),
+                             f"{moment(c.registered_at)} {c.received_by}", f"{c.due.astimezone(tz):%m-%d}",
+                             complaint_state(c), c.text, answered]
+        if contacts is not None:
+            row.insert(-2, contacts.get(c.id))
+        rows.append(row)
+    header = ["编号", "方式", "窗口", "人员", "登记 (时间 受理人)", "期限", "状态", "内容", "答复"]
+    if contacts is not None:
+        header.insert(-2, "联系方式")
+    return table(header, rows)
+
+
+def appeal_text(appeal: Appeal, tz: tzinfo) -> str:
+    line = (f"评价 {appeal.rating} 窗口{appeal.window}: {APPEAL_ZH[appeal.state]} "
+            f"(申诉 {appeal.appealed_by} {appeal.appealed_at.astimezone(tz):%m-%d %H:%M}: {appeal.reason})")
+    if appeal.decided_at is not None:
+        line += f", 裁定 {appeal.decided_by} {appeal.decided_at.astimezone(tz):%m-%d %H:%M}: {appeal.note}"
+    return line
 
 
 def leave_text(items: Sequence[Leave], tz: tzinfo, names: Names) -> str:

@@ -140,6 +140,6 @@ def apply_closures(cases: Sequence[Case], closures: Iterable[CaseClosure]) -> li
             raise ValueError(f"case {case.id}: closed_by and result must not be empty")
         updated[case.id] = replace(
             case, closed_at=closure.closed_at, closed_by=closure.closed_by, result=closure.result,
-            note=closure.note,
+            note=closure.note, by_appeal=closure.by_appeal,
         )
     return [updated.get(case.id, case) for case in cases]

@@ -96,3 +96,11 @@ class Chain:
         if self.rows:
             conn.execute(insert(audit), self.rows)
             self.rows = []
+
+
+def next_number(conn: Connection, kind: str, prefix: str) -> int:
+    """One more than the highest number ending a ref `prefix` + digits among entries of `kind`
+    (1 for the first): read inside the writer's transaction, so two writers never take the same."""
+    refs = conn.scalars(select(audit.c.ref).where(audit.c.kind == kind, audit.c.ref.startswith(prefix)))
+    numbers = [int(tail) for ref in refs if (tail := ref[len(prefix):]).isdigit()]
+    return max(numbers, default=0) + 1

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from hub.domain import AuditEntry, Leave, Quarantined, StoredEvent
-from hub.store.chain import ZERO_HASH, Chain, ClockBehind, ClockPolicy, entry_hash, holds
+from hub.store.chain import ZERO_HASH, Chain, ClockBehind, ClockPolicy, entry_hash, holds, next_number
 from hub.store.rows import (
     audit_entry,
     event_data,
@@ -155,6 +155,16 @@ class Store:
         with self._writing() as conn:
             chain = Chain.after_last(conn, self.clock, self.clock_policy)
             entry = chain.add(kind, data, ref)
+            chain.write(conn)
+        return entry
+
+    def append_numbered(self, kind: str, prefix: str, data: dict[str, Any]) -> AuditEntry:
+        """Append with the ref `prefix` + the next number of that prefix (001, 002, ...), chosen under
+        the writer lock so that two writers never take the same; the ref is also `data["id"]`."""
+        with self._writing() as conn:
+            chain = Chain.after_last(conn, self.clock, self.clock_policy)
+            ref = f"{prefix}{next_number(conn, kind, prefix):03d}"
+            entry = chain.add(kind, {**data, "id": ref}, ref)
             chain.write(conn)
         return entry
 
