@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
 from hub.config import HubConfig
-from hub.domain import AuditEntry, ExtendedService, Punch, Schedule, SessionAttendance
+from hub.domain import ATTENDANCE_FLAGS, AuditEntry, ExtendedService, Punch, Schedule, SessionAttendance
 from hub.rules.attendance import CardIndex, attendance_for_day, punch_for
 from hub.store.store import Store
 from hub.text import table
@@ -122,7 +122,8 @@ def attendance_table(rows: Sequence[SessionAttendance], config: HubConfig,
     flags = Counter(flag for row in rows for flag in row.flags)
     total = "\n合计 " + ", ".join(f"{STATUS_ZH[k]} {v}" for k, v in sorted(counts.items()))
     if flags:
-        total += "; 标记 " + ", ".join(f"{ATTENDANCE_FLAG_ZH[k]} {v}" for k, v in sorted(flags.items()))
+        shown = [f"{ATTENDANCE_FLAG_ZH[k]} {flags[k]}" for k in ATTENDANCE_FLAGS if k in flags]
+        total += "; 标记 " + ", ".join(shown)
     return text + total
 
 
