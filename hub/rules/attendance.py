@@ -110,6 +110,7 @@ def _whole_second(at: datetime) -> datetime:
 
 
 Judgement = tuple[AttendanceStatus, tuple[AttendanceFlag, ...], datetime | None]
+_PRECEDENCE: tuple[AttendanceFlag, ...] = ("absent", "late", "early_leave", "missing_leave_punch")
 
 
 def _judge(
@@ -134,9 +135,6 @@ def _judge(
     flags = tuple(flag for flag in ATTENDANCE_FLAGS if flag in found)
     status: AttendanceStatus = next((f for f in _PRECEDENCE if f in found), "on_time")
     return status, flags, left
-
-
-_PRECEDENCE: tuple[AttendanceFlag, ...] = ("absent", "late", "early_leave", "missing_leave_punch")
 
 
 def attendance_for_day(
