@@ -33,7 +33,7 @@ from pydantic import (
 
 from edge_agent.window import WindowDevice
 from wire import configfile, keyfile
-from wire.configfile import FilePath, HexKey, Name, check_timezone
+from wire.configfile import FilePath, HexKey, Name, RosterId, check_timezone
 
 _Section = configfile.Section
 PROGRAM = "hall-edge"  # named in the hint of a bad key file
@@ -109,7 +109,8 @@ class DeskUnit(_ButtonUnit):
 
     kind: Literal["desk"]
     window: WindowId
-    desk: str | None = Field(None, description="desk id in sign events; defaults to the unit id")
+    desk: RosterId | None = Field(None, description="desk id in sign events (the hub's [[staff]] desk); "
+                                                  "defaults to the unit id")
     addr: int = Field(1, ge=0, le=255)
 
 
@@ -118,7 +119,7 @@ class BusMember(_Section):
     kind: Literal["evaluator", "desk"]
     window: WindowId
     id: Name | None = Field(None, description="defaults to {bus id}-{addr}")
-    desk: str | None = None
+    desk: RosterId | None = None
     keys: int = Field(5, ge=2, le=5)
 
 

@@ -17,7 +17,8 @@ from hub import config as hub_config
 from hub.audit import render_entry, verify_log
 from hub.config import HubConfig
 from hub.domain import LOG_KINDS, Leave
-from hub.reports import attendance, attendance_json, attendance_table, entry_json
+from hub.hall import hall_day
+from hub.reports import attendance_json, attendance_table, entry_json
 from hub.store.store import Store
 from hub.text import EMPTY
 from hub.views import Names, leave_text, quarantine_text
@@ -162,8 +163,9 @@ def _as_of(text: str | None, day: date, config: HubConfig, store: Store) -> date
 
 def _attendance(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     now = _as_of(args.at, args.date, config, store)
-    rows = attendance(config, store, args.date, now)
-    print(attendance_json(rows, config) if args.json else attendance_table(rows, config))
+    day = hall_day(config, store, args.date, now)  # extended service needs the ratings and signs
+    show = attendance_json if args.json else attendance_table
+    print(show(day.attendance, config, day.extended))
     return 0
 
 

@@ -15,7 +15,9 @@ from hub.config import HubConfig
 from hub.domain import Finding
 from hub.hall import CLOSURE_KIND, cases, day_findings, end_of, find_case, hall_day, month_days
 from hub.monthly import write_month
+from hub.reports import schedule_of
 from hub.rules.away import DeskOwners
+from hub.rules.presence import Presence
 from hub.rules.ratings import by_day, by_month, by_staff, by_window, statistics
 from hub.scheduler import finding_data, finding_key
 from hub.store.store import Store
@@ -142,8 +144,13 @@ def _stats(table: dict[str, Any]) -> dict[str, Any]:
 
 
 def _away(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
-    periods = hall_day(config, store, args.date, _now(store)).periods
-    items = [{"window": p.window, "desk": p.desk, "state": p.state, "reason": p.reason,
+    hall = hall_day(config, store, args.date, _now(store))
+    periods = hall.periods
+    schedule = schedule_of(config, store)
+    owners = DeskOwners(config.roster(), Presence(hall.attendance, schedule, config.tz))
+    owner = {p.start_event: owners.of(p.window, p.desk, p.start) for p in periods}
+    items = [{"window": p.window, "desk": p.desk, "staff": owner[p.start_event], "state": p.state,
+              "reason": p.reason,
               "start": format_ts(p.start),
               "declared_return": format_ts(p.declared_return) if p.declared_return else None,
               "actual_return": format_ts(p.actual_return) if p.actual_return else None}
@@ -151,8 +158,6 @@ def _away(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     if args.json:
         print(json.dumps(items, ensure_ascii=False, indent=1))
         return 0
-    owners = DeskOwners(config.roster())
-    owner = {(p.window, p.desk): owners.of(p.window, p.desk) for p in periods}
     print(away_text(periods, config.tz, owner, Names.of(config)))
     return 0
 

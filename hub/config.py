@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from hub.broker_access import HUB_USER, AccessError, hub_secret_path, read_hub_secret
 from hub.domain import Schedule, Session, StaffMember
 from hub.rules.attendance import CardIndex, parse_card
 from wire import configfile, keyfile
-from wire.configfile import FilePath, HexKey, Name, check_timezone
+from wire.configfile import FilePath, HexKey, Name, RosterId, check_timezone
 
 _Section = configfile.Section
 PROGRAM = "hall-hub"  # named in the hint of a bad key file
@@ -139,9 +140,11 @@ class DeviceConfig(_Section):
 
 
 class StaffConfig(_Section):
-    id: str = Field(min_length=1, max_length=32)
+    id: RosterId
     name: str
     window: str = ""
+    desk: RosterId | None = Field(None, description="the desk box they sit at (the `desk` of sign "
+                                  "events); default: their own desk, named by their id")
     cards: list[str] = Field(default_factory=list, description="10 hex digits or the printed number")
 
     @field_validator("cards")
@@ -149,6 +152,23 @@ class StaffConfig(_Section):
     def _cards(cls, value: list[str]) -> list[str]:
         for card in value:
             parse_card(card)  # raises with a clear message; the original form is kept
+        return value
+
+
+class WindowConfig(_Section):
+    """A service window and its desks (desk boxes): a window with several desks, each staff member
+    seated at one of them; a listed desk nobody sits at is the window's shared sign."""
+
+    id: str = Field(min_length=1, max_length=16, description='service window id, e.g. "03"')
+    name: str = ""
+    desks: list[RosterId] = Field(min_length=1, description="the desk ids of its desk boxes")
+
+    @field_validator("desks")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        repeated = sorted({d for d in value if value.count(d) > 1})
+        if repeated:
+            raise ValueError(f"desk(s) {repeated} listed more than once")
         return value
 
 
@@ -180,6 +200,9 @@ class ScheduleConfig(_Section):
     makeup_workdays: list[date] = Field(default_factory=list, description="调休: weekend days worked")
     since: date | None = Field(None, description="go-live: days before are not judged "
                                                  "(default: the day of the log's first entry)")
+    extended_minutes: int = Field(60, ge=0, le=240, description="延时服务: a rating or sign of a staff "
+                                  "member this long after a session's end is extended service, and "
+                                  "a missing leaving punch is judged only after it (0: off)")
 
     def to_domain(self) -> Schedule:
         return Schedule(
@@ -192,6 +215,7 @@ class ScheduleConfig(_Section):
             holidays=frozenset(self.holidays),
             makeup_workdays=frozenset(self.makeup_workdays),
             since=self.since,
+            extended_minutes=self.extended_minutes,
         )
 
 
@@ -242,6 +266,7 @@ class HubConfig(_Section):
     ingest: IngestConfig = IngestConfig()
     devices: list[DeviceConfig] = Field(default_factory=list)
     staff: list[StaffConfig] = Field(default_factory=list)
+    windows: list[WindowConfig] = Field(default_factory=list, description="windows with their desks")
     schedule: ScheduleConfig = ScheduleConfig()
     ratings: RatingsConfig = RatingsConfig()
     cases: CasesConfig = CasesConfig()
@@ -280,11 +305,29 @@ class HubConfig(_Section):
         if any(device.id == "hub" for device in self.devices):
             raise ValueError("devices: 'hub' is the hub's own broker user, not a device id")
         for section, ids in (("devices", [d.id for d in self.devices]),
-                             ("staff", [s.id for s in self.staff])):
+                             ("staff", [s.id for s in self.staff]),
+                             ("windows", [w.id for w in self.windows])):
             duplicates = sorted({i for i in ids if ids.count(i) > 1})
             if duplicates:
                 raise ValueError(f"{section}: id(s) {duplicates} appear more than once")
         CardIndex(self.roster())  # raises when two staff claim the same card
+        return self
+
+    @model_validator(mode="after")
+    def verify_desks(self) -> HubConfig:
+        """Every staff member of a window listed in `[[windows]]` sits at one of its desks."""
+        desks = {w.id: w.desks for w in self.windows}
+        problems: list[InitErrorDetails] = []
+        for i, member in enumerate(self.staff):
+            listed = desks.get(member.window)
+            desk = member.desk or member.id
+            if listed is not None and desk not in listed:
+                given = f"desk {desk!r}" if member.desk else f"no desk (so its own, {desk!r})"
+                problems.append(_error(("staff", i, "desk" if member.desk else "id"), desk,
+                                       f"{member.id} of window {member.window!r} has {given}, which is "
+                                       f"not one of the window's desks {listed} in [[windows]]"))
+        if problems:
+            raise ValidationError.from_exception_data(type(self).__name__, problems)
         return self
 
     @property
@@ -308,10 +351,17 @@ class HubConfig(_Section):
         return {device.id: device.public_key for device in self.devices}
 
     def roster(self) -> list[StaffMember]:
-        return [StaffMember(s.id, s.name, s.window, tuple(s.cards)) for s in self.staff]
+        """The staff with their desks resolved (no `desk` is their own desk, named by their id)."""
+        return [StaffMember(s.id, s.name, s.window, tuple(s.cards), s.desk or s.id) for s in self.staff]
 
     def local(self, moment: datetime) -> datetime:
         return moment.astimezone(self.tz)
+
+
+def _error(location: tuple[str | int, ...], value: str, message: str) -> InitErrorDetails:
+    """A validation error at a key path of the file (a rule spanning sections, found at the top)."""
+    return InitErrorDetails(type=PydanticCustomError("roster", "{message}", {"message": message}),
+                            loc=location, input=value)
 
 
 def load(path: str | Path, *, read_key: bool = True) -> HubConfig:

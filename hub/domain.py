@@ -7,8 +7,12 @@ from datetime import date, datetime, time
 from typing import Any, Literal
 
 AttendanceStatus = Literal[
-    "on_time", "late", "early_leave", "absent", "leave", "holiday", "pending", "not_live"
+    "on_time", "late", "early_leave", "missing_leave_punch", "absent", "leave", "holiday", "pending",
+    "not_live",
 ]
+# Every violation of a session, whatever its status (hub/rules/attendance.py, in this order).
+AttendanceFlag = Literal["late", "absent", "early_leave", "missing_leave_punch"]
+ATTENDANCE_FLAGS: tuple[AttendanceFlag, ...] = ("late", "absent", "early_leave", "missing_leave_punch")
 
 # Every kind of audit log entry, with its name for people. Store.append refuses any other kind.
 LOG_KINDS: dict[str, str] = {
@@ -102,6 +106,7 @@ class Schedule:
     holidays: frozenset[date] = frozenset()
     makeup_workdays: frozenset[date] = frozenset()  # 调休: weekend days worked
     since: date | None = None  # go-live: days before it are not judged
+    extended_minutes: int = 60  # 延时服务: serving this long after a session's end is extended service
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,12 @@ class StaffMember:
     name: str
     window: str
     cards: tuple[str, ...] = ()  # normalised to 10 uppercase hex digits
+    desk: str = ""  # the desk box they sit at; "" is their own desk, named by their id
+
+    @property
+    def desk_id(self) -> str:
+        """The desk whose sign covers them: `desk`, or their own id when none is given."""
+        return self.desk or self.id
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,26 @@ class SessionAttendance:
     last: datetime | None
     status: AttendanceStatus
     punches: tuple[datetime, ...] = field(default=())
+    flags: tuple[AttendanceFlag, ...] = ()  # every violation, in ATTENDANCE_FLAGS order
+    left: datetime | None = None  # the leaving punch (None: none, or the hall takes no leaving punch)
+
+
+@dataclass(frozen=True)
+class ExtendedService:
+    """延时服务: a staff member still serving at their window after a session's end (seed 001, 004).
+
+    Not a violation: it is counted in the monthly summary. ``until`` is the last rating or sign
+    event of theirs within ``[schedule] extended_minutes`` after ``end``; ``sources`` are those events.
+    """
+
+    staff: str
+    date: date
+    session: str
+    window: str
+    end: datetime  # the session's end
+    until: datetime
+    minutes: int  # whole minutes from end to until, rounded up
+    sources: tuple[str, ...]
 
 
 # --- hall rules: away signs, ratings, follow-up cases (hub/rules/away.py, ratings.py, cases.py) ---

@@ -12,12 +12,14 @@ from datetime import date, datetime, time, timedelta
 from hub.appeals import appeal_states
 from hub.complaints import overdue_complaints
 from hub.config import HubConfig
-from hub.domain import AttributedRating, AwayPeriod, Finding, SessionAttendance
+from hub.domain import AttributedRating, AwayPeriod, ExtendedService, Finding, SessionAttendance
 from hub.reports import attendance, day_bounds, rating_of, schedule_of
 from hub.rules.appeals import apply_appeals, case_closures
 from hub.rules.attendance import CardIndex, buddy_punch
 from hub.rules.away import SignEvent, away_periods, late_returns, unattended_windows
 from hub.rules.cases import Case, CaseClosure, apply_closures, case_id, open_cases, overdue
+from hub.rules.extended import extended_service
+from hub.rules.presence import Presence
 from hub.rules.ratings import Rating, RatingPolicy, attribute, rating_findings
 from hub.store.store import Store
 from wire.envelope import parse_ts
@@ -33,6 +35,7 @@ class HallDay:
     periods: list[AwayPeriod]
     ratings: list[AttributedRating]
     findings: list[Finding]
+    extended: list[ExtendedService]  # 延时服务: counted, never a finding
 
 
 def month_days(month: str) -> list[date]:
@@ -65,19 +68,23 @@ def hall_day(config: HubConfig, store: Store, day: date, now: datetime) -> HallD
     since, until = day_bounds(config, day)
     schedule = schedule_of(config, store)
     rows = attendance(config, store, day, now)
-    periods = away_periods(signs_between(store, since, until))
+    signs = signs_between(store, since, until)
+    periods = away_periods(signs)
     attributed = attribute(ratings_between(store, since, until), config.roster(), {day: rows}, periods,
                            policy(config), config.tz, schedule=schedule)
     attributed = apply_appeals(attributed, appeal_states(store, as_of=now))
     findings = [
         *late_returns(periods, now, grace_minutes=config.alerts.late_return_grace_minutes,
-                      roster=config.roster()),
+                      roster=config.roster(), presence=Presence(rows, schedule, config.tz)),
         *unattended_windows(day, config.roster(), schedule, rows, periods, now,
                             config.tz, min_minutes=config.alerts.unattended_min_minutes),
         *rating_findings(attributed),
     ]
     findings.sort(key=lambda f: (f.start, f.kind, f.window or ""))
-    return HallDay(day, rows, periods, attributed, findings)
+    extended = extended_service(day, config.roster(), schedule, rows,  # as known at `now`
+                                [a for a in attributed if a.rating.at <= now],
+                                [s for s in signs if s.at <= now], config.tz)
+    return HallDay(day, rows, periods, attributed, findings, extended)
 
 
 def closures(store: Store) -> list[CaseClosure]:

@@ -16,12 +16,13 @@ from hub.hall import hall_day, month_days
 from hub.reports import schedule_of
 from hub.rules.attendance import before_go_live, is_workday
 from hub.rules.away import DeskOwners
+from hub.rules.presence import Presence
 from hub.store.store import Store
 
 HEADER = [
     "工号 staff", "姓名 name", "窗口 window", "应出勤时段 sessions", "正常 on_time", "迟到 late",
     "早退 early_leave", "旷工 absent", "请假 leave", "评价数 ratings", "差评 bad", "满意率‰ satisfaction",
-    "离岗次数 away", "未按时归岗 late_returns",
+    "离岗次数 away", "未按时归岗 late_returns", "未签退 missing_leave_punch",
 ]
 
 
@@ -34,11 +35,11 @@ def month_rows(config: HubConfig, store: Store, month: str, now: datetime) -> li
     levels: dict[str, Counter[int]] = {m.id: Counter() for m in config.staff}
     away: Counter[str] = Counter()
     late_returns: Counter[str] = Counter()
-    owners = DeskOwners(config.roster())
     for day in month_days(month):
         if not is_workday(day, schedule) or before_go_live(day, schedule):
             continue
         hall = hall_day(config, store, day, now)
+        owners = DeskOwners(config.roster(), Presence(hall.attendance, schedule, config.tz))
         for row in hall.attendance:
             if datetime.combine(day, starts[row.session], tzinfo=config.tz) <= now:
                 status[row.staff][row.status] += 1
@@ -46,7 +47,7 @@ def month_rows(config: HubConfig, store: Store, month: str, now: datetime) -> li
             if rated.staff is not None and rated.counted:
                 levels[rated.staff][rated.rating.level] += 1
         for period in hall.periods:
-            owner = owners.of(period.window, period.desk)
+            owner = owners.of(period.window, period.desk, period.start)
             if period.state == "away" and owner is not None:
                 away[owner] += 1
         for finding in hall.findings:
@@ -62,7 +63,7 @@ def month_rows(config: HubConfig, store: Store, month: str, now: datetime) -> li
             sum(counts.values()) - counts["holiday"] - counts["pending"],
             counts["on_time"], counts["late"], counts["early_leave"], counts["absent"], counts["leave"],
             total, rated[1] + rated[2], round(1000 * satisfied / total) if total else "",
-            away[member.id], late_returns[member.id],
+            away[member.id], late_returns[member.id], counts["missing_leave_punch"],
         ])
     return rows
 

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
 from hub.audit import public_data
 from hub.config import HubConfig
-from hub.domain import AuditEntry, Punch, Rating, Schedule, SessionAttendance, StoredEvent
+from hub.domain import (
+    ATTENDANCE_FLAGS,
+    AuditEntry,
+    ExtendedService,
+    Punch,
+    Rating,
+    Schedule,
+    SessionAttendance,
+    StoredEvent,
+)
 from hub.rules.attendance import CardIndex, attendance_for_day, punch_for
 from hub.store.store import Store
 from hub.text import table
@@ -19,11 +28,18 @@ STATUS_ZH = {
     "on_time": "正常",
     "late": "迟到",
     "early_leave": "早退",
+    "missing_leave_punch": "未签退",
     "absent": "旷工",
     "leave": "请假",
     "holiday": "休息日",
     "pending": "待定",
     "not_live": "未启用",
+}
+ATTENDANCE_FLAG_ZH = {
+    "late": "迟到",
+    "absent": "缺勤",
+    "early_leave": "早退",
+    "missing_leave_punch": "未签退",
 }
 
 
@@ -88,7 +104,15 @@ def _hm(moment: datetime | None, config: HubConfig) -> str | None:
     return moment.astimezone(config.tz).strftime("%H:%M:%S") if moment else None
 
 
-def attendance_json(rows: Sequence[SessionAttendance], config: HubConfig) -> str:
+def _extended_by_row(extended: Iterable[ExtendedService]) -> dict[tuple[str, str, str], int]:
+    return {(e.staff, e.date.isoformat(), e.session): e.minutes for e in extended}
+
+
+def attendance_json(rows: Sequence[SessionAttendance], config: HubConfig,
+                    extended: Iterable[ExtendedService] = ()) -> str:
+    """The rows as JSON: `flags` lists every violation (English codes), `extended_minutes` the
+    extended service after the session's end (延时服务, 0 without; never a violation)."""
+    minutes = _extended_by_row(extended)
     return json.dumps(
         [
             {
@@ -101,6 +125,8 @@ def attendance_json(rows: Sequence[SessionAttendance], config: HubConfig) -> str
                 "last": row.last.astimezone(config.tz).isoformat(timespec="seconds")
                 if row.last else None,
                 "status": row.status,
+                "flags": list(row.flags),
+                "extended_minutes": minutes.get((row.staff, row.date.isoformat(), row.session), 0),
             }
             for row in rows
         ],
@@ -109,12 +135,24 @@ def attendance_json(rows: Sequence[SessionAttendance], config: HubConfig) -> str
     )
 
 
-def attendance_table(rows: Sequence[SessionAttendance], config: HubConfig) -> str:
-    body = [(row.staff, row.name, row.session, _hm(row.first, config), _hm(row.last, config),
-             f"{STATUS_ZH[row.status]} {row.status}") for row in rows]
-    text = table(("工号", "姓名", "时段", "首次打卡", "末次打卡", "状态"), body)
+def attendance_table(rows: Sequence[SessionAttendance], config: HubConfig,
+                     extended: Iterable[ExtendedService] = ()) -> str:
+    minutes = _extended_by_row(extended)
+    body = []
+    for row in rows:
+        served = minutes.get((row.staff, row.date.isoformat(), row.session))
+        body.append((row.staff, row.name, row.session, _hm(row.first, config), _hm(row.last, config),
+                     f"{STATUS_ZH[row.status]} {row.status}",
+                     "、".join(ATTENDANCE_FLAG_ZH[flag] for flag in row.flags) or None,
+                     f"{served} 分钟" if served else None))
+    text = table(("工号", "姓名", "时段", "首次打卡", "末次打卡", "状态", "标记", "延时服务"), body)
     counts = Counter(row.status for row in rows)
-    return text + "\n合计 " + ", ".join(f"{STATUS_ZH[k]} {v}" for k, v in sorted(counts.items()))
+    flags = Counter(flag for row in rows for flag in row.flags)
+    total = "\n合计 " + ", ".join(f"{STATUS_ZH[k]} {v}" for k, v in sorted(counts.items()))
+    if flags:
+        shown = [f"{ATTENDANCE_FLAG_ZH[k]} {flags[k]}" for k in ATTENDANCE_FLAGS if k in flags]
+        total += "; 标记 " + ", ".join(shown)
+    return text + total
 
 
 def entry_json(entry: AuditEntry) -> dict[str, object]:

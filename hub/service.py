@@ -459,8 +459,9 @@ class HubService:
             self.watermarks.accept(device, seq, now, epoch)
 
     def _log_roster_if_changed(self) -> None:
-        roster = {
+        roster = {  # what a report of a past month is computed with: staff with their desks, windows
             "staff": [vars(m) | {"cards": list(m.cards)} for m in self.config.roster()],
+            "windows": [w.model_dump(mode="json") for w in self.config.windows],
             "devices": self.config.device_keys(),
             "schedule": self.config.schedule.model_dump(mode="json"),
         }

@@ -76,9 +76,10 @@ def stats_text(title: str, stats: Mapping[str, RatingStats], label: Names | None
     return f"-- {title}\n" + table(("", "计入条数", "各级 (5…1)", "满意率", "标记"), rows)
 
 
-def away_text(periods: Sequence[AwayPeriod], tz: tzinfo, owner: Mapping[tuple[str, str], str | None],
+def away_text(periods: Sequence[AwayPeriod], tz: tzinfo, owner: Mapping[str, str | None],
               names: Names) -> str:
-    rows = [(p.window, p.desk, names(owner.get((p.window, p.desk))) or "(窗口共用)",
+    """`owner`: the staff member each period stands for, by its start event (None: the window's)."""
+    rows = [(p.window, p.desk, names(owner.get(p.start_event)) or "(窗口共用)",
              STATE_ZH.get(p.state, p.state), REASON_ZH.get(p.reason or "", p.reason or "-"),
              _hm(p.start, tz), _hm(p.declared_return, tz),
              _hm(p.actual_return, tz) or "未归")

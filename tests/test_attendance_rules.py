@@ -16,6 +16,7 @@ from hub.rules.attendance import (
     attendance_for_day,
     card_matches,
     dedupe_punches,
+    flag_counts,
     is_workday,
     parse_card,
     punch_for,
@@ -46,39 +47,78 @@ def rows_by_session(rows: list, staff: str = "s1") -> dict:
     return {r.session: r for r in rows if r.staff == staff}
 
 
-# (punch times, now, require_leave_punch, expected morning status)
+# (punch times, now, require_leave_punch, expected morning status, expected flags); extended
+# service (extended_minutes) is 60, so a missing leaving punch is judged from 13:00
+LATE, ABSENT, EARLY, MISSING = "late", "absent", "early_leave", "missing_leave_punch"
 MORNING_CASES = [
-    pytest.param(["08:29", "12:01"], "18:00", True, "on_time", id="on_time"),
+    pytest.param(["08:29", "12:01"], "18:00", True, "on_time", (), id="on_time"),
     pytest.param(
-        ["08:35:00", "12:00:00"], "18:00", True, "on_time", id="exactly_at_grace_and_leaving_at_end"
+        ["08:35:00", "12:00:00"], "18:00", True, "on_time", (), id="exactly_at_grace_and_leaving_at_end"
     ),
-    pytest.param(["08:35:00.900", "12:05"], "18:00", True, "on_time", id="subsecond_at_grace_ignored"),
-    pytest.param(["08:35:01", "12:05"], "18:00", True, "late", id="one_second_after_grace"),
-    pytest.param(["10:30:00", "12:05"], "18:00", True, "late", id="exactly_at_absent_threshold"),
-    pytest.param(["10:30:01", "12:05"], "18:00", True, "absent", id="after_absent_threshold"),
-    pytest.param([], "10:29:59", True, "pending", id="no_punch_before_threshold"),
-    pytest.param([], "10:30:00", True, "absent", id="no_punch_at_threshold"),
-    pytest.param(["08:30", "11:30"], "12:00", True, "early_leave", id="leaving_punch_before_end"),
-    pytest.param(["08:30", "11:30"], "11:45", True, "on_time", id="leaving_punch_before_end_session_open"),
-    pytest.param(["08:30", "11:59:59"], "18:00", True, "early_leave", id="leaving_one_second_early"),
-    pytest.param(["08:40", "11:00"], "18:00", True, "late", id="late_and_early_stays_late"),
-    pytest.param(["08:30"], "12:00", True, "early_leave", id="single_punch_after_end"),
-    pytest.param(["08:30"], "11:59:59", True, "on_time", id="single_punch_before_end"),
-    pytest.param(["08:50"], "11:00", True, "late", id="single_late_punch_before_end"),
-    pytest.param(["08:50"], "18:00", True, "late", id="single_late_punch_after_end"),
-    pytest.param(["08:30"], "18:00", False, "on_time", id="single_punch_no_leave_punch_required"),
-    pytest.param(["08:30", "11:00"], "18:00", False, "on_time", id="early_last_no_leave_punch_required"),
+    pytest.param(["08:35:00.900", "12:05"], "18:00", True, "on_time", (), id="subsecond_at_grace_ignored"),
+    pytest.param(["08:35:01", "12:05"], "18:00", True, "late", (LATE,), id="one_second_after_grace"),
+    pytest.param(["10:30:00", "12:05"], "18:00", True, "late", (LATE,), id="exactly_at_absent_threshold"),
+    pytest.param(["10:30:01", "12:05"], "18:00", True, "absent", (ABSENT,), id="after_absent_threshold"),
+    pytest.param([], "10:29:59", True, "pending", (), id="no_punch_before_threshold"),
+    pytest.param([], "10:30:00", True, "absent", (ABSENT,), id="no_punch_at_threshold"),
+    pytest.param(["08:30", "11:30"], "12:00", True, "early_leave", (EARLY,), id="leaving_punch_before_end"),
+    pytest.param(["08:30", "11:30"], "11:45", True, "on_time", (), id="leaving_before_end_session_open"),
+    pytest.param(["08:30", "11:59:59"], "18:00", True, "early_leave", (EARLY,), id="leaving_a_second_early"),
+    pytest.param(["08:40", "11:00"], "18:00", True, "late", (LATE, EARLY), id="late_and_early_flags_both"),
+    pytest.param(["08:40", "11:00"], "11:30", True, "late", (LATE,), id="late_and_early_session_open"),
+    pytest.param(["10:40", "11:00"], "18:00", True, "absent", (ABSENT, EARLY),
+                 id="after_threshold_and_early"),
+    pytest.param(["08:30"], "12:00", True, "on_time", (), id="single_punch_at_end_may_still_serve"),
+    pytest.param(["08:30"], "12:59:59", True, "on_time", (), id="single_punch_within_extended_minutes"),
+    pytest.param(["08:30"], "13:00", True, "missing_leave_punch", (MISSING,), id="forgotten_leaving_punch"),
+    pytest.param(["08:30"], "11:59:59", True, "on_time", (), id="single_punch_before_end"),
+    pytest.param(["08:50"], "11:00", True, "late", (LATE,), id="single_late_punch_before_end"),
+    pytest.param(["08:50"], "18:00", True, "late", (LATE, MISSING), id="single_late_punch_after_end"),
+    pytest.param(["10:40"], "18:00", True, "absent", (ABSENT, MISSING), id="single_punch_after_threshold"),
+    pytest.param(["12:05"], "18:00", True, "absent", (ABSENT,), id="only_a_punch_after_the_end"),
+    pytest.param(["08:30"], "18:00", False, "on_time", (), id="single_punch_no_leave_punch_required"),
+    pytest.param(["08:30", "11:00"], "18:00", False, "on_time", (), id="early_last_no_leave_punch_required"),
+    pytest.param(["08:50"], "18:00", False, "late", (LATE,), id="late_no_leave_punch_required"),
 ]
 
 
-@pytest.mark.parametrize(("clocks", "now", "require_leave", "expected"), MORNING_CASES)
-def test_session_status(clocks: list[str], now: str, require_leave: bool, expected: str) -> None:
+@pytest.mark.parametrize(("clocks", "now", "require_leave", "expected", "flags"), MORNING_CASES)
+def test_session_status(clocks: list[str], now: str, require_leave: bool, expected: str,
+                        flags: tuple[str, ...]) -> None:
     schedule = replace(SCHEDULE, require_leave_punch=require_leave)
     rows = attendance_for_day(DAY, ROSTER, schedule, punches(*clocks), [], at(now), TZ)
     morning = rows_by_session(rows)["morning"]
-    assert morning.status == expected
+    assert (morning.status, morning.flags) == (expected, flags)
     assert morning.first == (at(clocks[0]) if clocks else None)
     assert morning.last == (at(clocks[-1]) if clocks else None)
+    assert morning.left == (at(clocks[-1]) if require_leave and len(clocks) > 1 else None)
+
+
+@pytest.mark.parametrize(("extended", "now", "expected"), [
+    pytest.param(0, "11:59:59", "on_time", id="no_extended_service_before_end"),
+    pytest.param(0, "12:00", "missing_leave_punch", id="no_extended_service_at_end"),
+    pytest.param(30, "12:29:59", "on_time", id="within_30_minutes"),
+    pytest.param(30, "12:30", "missing_leave_punch", id="after_30_minutes"),
+])
+def test_missing_leaving_punch_waits_for_extended_service(extended: int, now: str, expected: str) -> None:
+    schedule = replace(SCHEDULE, extended_minutes=extended)
+    rows = attendance_for_day(DAY, ROSTER, schedule, punches("08:30"), [], at(now), TZ)
+    assert rows_by_session(rows)["morning"].status == expected
+
+
+def test_flags_are_counted_per_staff_member() -> None:
+    day = punches("08:40", "11:00") + punches("14:30", staff="s1")  # late + early, then no leaving punch
+    rows = attendance_for_day(DAY, ROSTER, SCHEDULE, day, [], at("20:00"), TZ)
+    counts = flag_counts(rows)
+    assert counts["s1"] == {"late": 1, "early_leave": 1, "missing_leave_punch": 1}
+    assert counts["s2"] == {"absent": 2}
+
+
+def test_leave_and_holiday_rows_have_no_flags() -> None:
+    leave = Leave("s1", at("00:00"), at("23:59"), "主任", "事假", at("07:00"))
+    rows = attendance_for_day(DAY, ROSTER, SCHEDULE, punches("09:00"), [leave], at("18:00"), TZ)
+    morning = rows_by_session(rows)["morning"]
+    assert (morning.status, morning.flags, morning.first) == ("leave", (), at("09:00"))
 
 
 @pytest.mark.parametrize(("clocks", "now", "expected", "first"), [
@@ -130,7 +170,7 @@ def test_calendar(day: date, holidays: frozenset, makeup: frozenset, workday: bo
     assert is_workday(day, schedule) is workday
     rows = attendance_for_day(day, ROSTER, schedule, punches("08:31", day=day), [], at("18:00", day), TZ)
     morning = rows_by_session(rows)["morning"]
-    assert morning.status == ("early_leave" if workday else "holiday")
+    assert morning.status == ("missing_leave_punch" if workday else "holiday")
     assert morning.first == at("08:31", day)  # punches are still shown on a holiday
     assert {r.status for r in rows if r.staff == "s2"} == ({"absent"} if workday else {"holiday"})
 
@@ -190,7 +230,8 @@ DUPLICATE_IN_DAY_CASES = [
     pytest.param(
         ["08:30", "11:59", "12:01"], "early_leave", "08:30", "11:59", ["08:30", "11:59"], id="leaving_taps"
     ),
-    pytest.param(["08:30", "08:31"], "early_leave", "08:30", "08:30", ["08:30"], id="double_tap_is_single"),
+    pytest.param(["08:30", "08:31"], "missing_leave_punch", "08:30", "08:30", ["08:30"],
+                 id="double_tap_is_single"),
 ]
 
 

@@ -79,7 +79,8 @@ def test_taps_become_the_right_attendance(tmp_path: Path, broker: Mosquitto,
         assert rows["S004", "上午"]["status"] == "leave"
         assert rows["S001", "下午"]["status"] == "pending"
         assert set(json.loads(result.stdout)[0]) == {"staff", "name", "date", "session", "first",
-                                                     "last", "status"}
+                                                     "last", "status", "flags", "extended_minutes"}
+        assert (rows["S003", "上午"]["flags"], rows["S002", "上午"]["flags"]) == (["late"], ["absent"])
 
         def bad_frames() -> int:
             return sum(int(f["count"]) for f in hall.stored("fault") if f["code"] == "bad_frame")

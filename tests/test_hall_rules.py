@@ -211,11 +211,16 @@ def test_unattended_windows(punches: dict, signs: list[SignEvent], now: str, min
 
 
 def test_unattended_whole_day_for_absent_and_leave_and_none_on_holiday() -> None:
-    rows = rows_for(PUNCHES, leaves=LEAVES)
+    without_s5 = {staff: clocks for staff, clocks in PUNCHES.items() if staff != "s5"}
+    rows = rows_for(without_s5, leaves=LEAVES)
     findings = unattended_windows(DAY, ROSTER, SCHEDULE, rows, [], at("18:00"), TZ)
     assert [(f.window, f.start, f.end) for f in findings] == [
         ("03", at("08:30"), at("12:00")), ("04", at("08:30"), at("12:00")), ("05", at("08:30"), at("08:40")),
         ("03", at("14:30"), at("17:30")), ("04", at("14:30"), at("17:30")), ("05", at("14:30"), at("17:30"))]
+    # s5 clocked in on a day of leave: present, so window 04 is staffed (whatever the status)
+    rows = rows_for(PUNCHES, leaves=LEAVES)
+    staffed = unattended_windows(DAY, ROSTER, SCHEDULE, rows, [], at("18:00"), TZ)
+    assert "04" not in {f.window for f in staffed}
     holiday = replace(SCHEDULE, holidays=frozenset({DAY}))
     assert unattended_windows(DAY, ROSTER, holiday, rows, [], at("18:00"), TZ) == []
 
@@ -248,10 +253,12 @@ ATTRIBUTION_CASES = [
     pytest.param("02", "10:30:00", "s2", id="two_staff_at_return"),
     pytest.param("02", "11:05:00", None, id="shared_pause_covers_both"),
     pytest.param("03", "11:00:00", None, id="absent_staff_gets_none"),
-    pytest.param("04", "11:00:00", None, id="staff_on_leave_gets_none"),
+    pytest.param("04", "11:00:00", "s5", id="on_leave_but_clocked_in_is_present"),
     pytest.param("05", "08:39:59", None, id="before_clocking_in"),
     pytest.param("05", "08:40:00", "s6", id="at_clocking_in"),
-    pytest.param("01", "12:05:00", "s1", id="just_after_session_is_morning"),
+    pytest.param("01", "12:00:59", "s1", id="after_the_end_before_the_leaving_punch"),
+    pytest.param("01", "12:01:00", None, id="gone_at_the_leaving_punch"),
+    pytest.param("05", "12:05:00", None, id="after_the_leaving_punch"),
     pytest.param("01", "14:20:00", None, id="before_afternoon_punch"),
     pytest.param("05", "15:00:00", None, id="afternoon_without_punch"),
     pytest.param("99", "10:00:00", None, id="window_not_on_roster"),

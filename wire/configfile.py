@@ -5,12 +5,13 @@ Shared by the edge agent and the hub so both report bad configs the same way.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from wire import keyfile
 from wire.envelope import HEX64_RE, NAME_RE, load_private_key, public_hex_of
@@ -19,6 +20,18 @@ Model = TypeVar("Model", bound=BaseModel)
 
 Name = Annotated[str, Field(pattern=NAME_RE.pattern, description="lowercase letters, digits, _ and -")]
 HexKey = Annotated[str, Field(pattern=HEX64_RE.pattern, description="64 lowercase hex characters")]
+ROSTER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+
+
+def check_roster_id(value: str) -> str:
+    """Staff and desk ids: they meet in sign events (a desk named by a staff id is that person's)."""
+    if not ROSTER_ID_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a staff or desk id: 1 to 32 letters, digits, _ or -, "
+                         "starting with a letter or digit (e.g. S001, d03-a)")
+    return value
+
+
+RosterId = Annotated[str, AfterValidator(check_roster_id)]
 # TOML has no path type: a path is written as a string, which strict mode alone would refuse.
 FilePath = Annotated[Path, Field(strict=False)]
 

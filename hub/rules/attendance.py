@@ -7,11 +7,22 @@ arguments, so a month of punches can be replayed in a test.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from hub.domain import AttendanceStatus, Leave, Punch, Schedule, Session, SessionAttendance, StaffMember
+from hub.domain import (
+    ATTENDANCE_FLAGS,
+    AttendanceFlag,
+    AttendanceStatus,
+    Leave,
+    Punch,
+    Schedule,
+    Session,
+    SessionAttendance,
+    StaffMember,
+)
 
 _HEX10 = re.compile(r"[0-9A-Fa-f]{10}")
 _DECIMAL = re.compile(r"[0-9]{1,10}")
@@ -98,20 +109,32 @@ def _whole_second(at: datetime) -> datetime:
     return at.replace(microsecond=0)
 
 
-def _status(
+Judgement = tuple[AttendanceStatus, tuple[AttendanceFlag, ...], datetime | None]
+_PRECEDENCE: tuple[AttendanceFlag, ...] = ("absent", "late", "early_leave", "missing_leave_punch")
+
+
+def _judge(
     schedule: Schedule, times: tuple[datetime, ...], start: datetime, end: datetime, now: datetime
-) -> AttendanceStatus:
+) -> Judgement:
+    """(status, flags, leaving punch) of a workday session with no leave, as of ``now``."""
     absent_at = start + timedelta(minutes=schedule.absent_after_minutes)
     if not times:
-        return "absent" if now >= absent_at else "pending"
+        return ("absent", ("absent",), None) if now >= absent_at else ("pending", (), None)
     first, last = _whole_second(times[0]), _whole_second(times[-1])
+    left = times[-1] if schedule.require_leave_punch and len(times) > 1 else None
+    found: set[AttendanceFlag] = set()
     if first > absent_at:
-        return "absent"
-    if first > start + timedelta(minutes=schedule.grace_minutes):
-        return "late"
-    if schedule.require_leave_punch and now >= end and (len(times) == 1 or last < end):
-        return "early_leave"
-    return "on_time"
+        found.add("absent")
+    elif first > start + timedelta(minutes=schedule.grace_minutes):
+        found.add("late")
+    if schedule.require_leave_punch:
+        if left is not None and now >= end and last < end:
+            found.add("early_leave")
+        elif left is None and first < end and now >= end + timedelta(minutes=schedule.extended_minutes):
+            found.add("missing_leave_punch")
+    flags = tuple(flag for flag in ATTENDANCE_FLAGS if flag in found)
+    status: AttendanceStatus = next((f for f in _PRECEDENCE if f in found), "on_time")
+    return status, flags, left
 
 
 def attendance_for_day(
@@ -134,15 +157,25 @@ def attendance_for_day(
     3. ``absent``: no punch and ``now >= start + absent_after``, or first punch after that;
     4. ``pending``: no punch yet and ``now < start + absent_after``;
     5. ``late``: first punch strictly after ``start + grace``;
-    6. ``early_leave``: ``require_leave_punch``, ``now >= end`` and either a single punch (no
-       separate leaving punch) or the last punch strictly before ``end``;
-    7. ``on_time`` otherwise.
+    6. ``early_leave``: ``require_leave_punch``, ``now >= end`` and a separate leaving punch (the
+       last of two or more) strictly before ``end``;
+    7. ``missing_leave_punch`` (未签退): ``require_leave_punch``, a single punch, before ``end``,
+       and ``now >= end + extended_minutes`` (until then the leaving punch may still come: the
+       member may be serving past the end, 延时服务); a forgotten punch is not leaving early;
+    8. ``on_time`` otherwise.
 
-    A late arrival who also left early stays ``late`` (rule 5 comes first). Punch times are
-    compared at whole-second precision (sub-second parts are ignored), so 08:35:00.900 is on
-    time with a 5 minute grace from 08:30. ``first``, ``last`` and ``punches`` are filled from
-    the punches whatever the status, in ``tz``. The day is judged as of ``now``: punches after
-    ``now`` are not known yet and are left out.
+    ``flags`` lists every violation of rules 3, 5, 6 and 7 (``absent``, ``late``, ``early_leave``,
+    ``missing_leave_punch``, in ATTENDANCE_FLAGS order), not only the status: a late arrival who
+    also left early is ``late`` with flags (late, early_leave). ``absent`` and ``late`` exclude each
+    other (arriving after the absence threshold is absent, not late). Rows of rules 0 to 2 and
+    pending rows have no flags. ``left`` is the leaving punch where the hall takes one
+    (``require_leave_punch``: the last of two or more punches), else None, whatever the status:
+    with ``first`` it says when the member was there (hub/rules/presence.py).
+
+    Punch times are compared at whole-second precision (sub-second parts are ignored), so
+    08:35:00.900 is on time with a 5 minute grace from 08:30. ``first``, ``last`` and ``punches``
+    are filled from the punches whatever the status, in ``tz``. The day is judged as of ``now``:
+    punches after ``now`` are not known yet and are left out.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -159,15 +192,10 @@ def attendance_for_day(
         approved = [lv for lv in leaves if lv.staff == member.id and lv.approver.strip()]
         for session, start, end in bounds:
             times = tuple(p.at.astimezone(tz) for p in assigned[session.name])
-            status: AttendanceStatus
-            if not_live:
-                status = "not_live"
-            elif not workday:
-                status = "holiday"
-            elif any(lv.start < end and lv.end > start for lv in approved):
-                status = "leave"
-            else:
-                status = _status(schedule, times, start, end, now)
+            status, flags, left = _judge(schedule, times, start, end, now)
+            if not_live or not workday or any(lv.start < end and lv.end > start for lv in approved):
+                status = "not_live" if not_live else ("holiday" if not workday else "leave")
+                flags = ()
             rows.append(
                 SessionAttendance(
                     staff=member.id,
@@ -178,9 +206,21 @@ def attendance_for_day(
                     last=times[-1] if times else None,
                     status=status,
                     punches=times,
+                    flags=flags,
+                    left=left,
                 )
             )
     return rows
+
+
+def flag_counts(rows: Iterable[SessionAttendance]) -> dict[str, Counter[AttendanceFlag]]:
+    """Staff id -> how many sessions had each flag (the monthly summary's attendance counts): a late
+    arrival who also left early counts once for ``late`` and once for ``early_leave``. Every staff
+    member with a row is a key, with an empty Counter when they had no flag."""
+    counts: dict[str, Counter[AttendanceFlag]] = {}
+    for row in rows:
+        counts.setdefault(row.staff, Counter()).update(row.flags)
+    return counts
 
 
 def _parse(text: str) -> tuple[str, bool]:

@@ -1,10 +1,14 @@
 """Away-from-post rules (DESIGN.md "Domain rules", Away from post): pure functions, no I/O, no clock.
 
-Desks and staff. A `sign` event names a window and a desk, the roster names only a window. A desk
-id equal to the id of a staff member of that window is that person's own desk box (configure the
-edge unit with ``desk = "<staff id>"``); any other desk id (the usual single box per window, e.g.
-``d03``) is the window's shared sign, and its away/paused state covers every staff member of the
-window. :class:`DeskIndex` implements that mapping for this module and for ratings.
+Desks and staff. A `sign` event names a window and a desk; each staff member sits at a desk of
+their window (``[[staff]] desk``, by default a desk named by their own id, so an edge unit with
+``desk = "<staff id>"`` is that person's desk box). A sign at a desk where staff of that window sit
+covers those staff (one, or several sharing a seat); any other desk id (the usual single box per
+window, e.g. ``d03``, or a desk of ``[[windows]] desks`` nobody sits at) is the window's shared sign,
+and its away/paused state covers every staff member of the window. :class:`DeskIndex` and
+:class:`DeskOwners` implement that mapping for this module and for ratings. Whom a shared sign
+stands for is decided by presence (hub/rules/presence.py): the only one of them clocked in and not
+yet gone, whatever their attendance status.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from datetime import date, datetime, timedelta, tzinfo
 
 from hub.domain import AwayPeriod, Finding, Schedule, SessionAttendance, SignEvent, StaffMember
 from hub.rules.attendance import before_go_live, is_workday
+from hub.rules.presence import Presence
 
 __all__ = [
     "AwayPeriod",
@@ -28,7 +33,6 @@ __all__ = [
 ]
 
 SIGN_STATES = ("on_duty", "away", "paused")
-NOT_AT_WORK = ("absent", "leave")  # attendance statuses that make a staff member unavailable
 _MINUTE = timedelta(minutes=1)
 
 
@@ -90,19 +94,31 @@ def _ceil_minutes(delta: timedelta) -> int:
 
 
 class DeskOwners:
-    """Whose a desk box is: a person's own desk (desk id = staff id), or a window's shared sign,
-    which belongs to someone only when the window has a single staff member."""
+    """Whom a desk's sign stands for (see the module docstring): the staff seated at that desk of
+    the window, or for the window's shared sign all the window's staff."""
 
-    def __init__(self, roster: Sequence[StaffMember]) -> None:
-        self._owners: dict[tuple[str, str], str] = {}
-        staff_of: dict[str, list[str]] = {}
+    def __init__(self, roster: Sequence[StaffMember], presence: Presence | None = None) -> None:
+        self._seated: dict[tuple[str, str], list[str]] = {}
+        self._window: dict[str, list[str]] = {}
         for member in roster:
-            self._owners[(member.window, member.id)] = member.id
-            staff_of.setdefault(member.window, []).append(member.id)
-        self._owners.update({(window, ""): ids[0] for window, ids in staff_of.items() if len(ids) == 1})
+            self._seated.setdefault((member.window, member.desk_id), []).append(member.id)
+            self._window.setdefault(member.window, []).append(member.id)
+        self._presence = presence
 
-    def of(self, window: str, desk: str) -> str | None:
-        return self._owners.get((window, desk)) or self._owners.get((window, ""))
+    def covered(self, window: str, desk: str) -> list[str]:
+        """Staff ids the sign covers, in roster order."""
+        return self._seated.get((window, desk)) or self._window.get(window, [])
+
+    def of(self, window: str, desk: str, at: datetime | None = None) -> str | None:
+        """The one staff member the sign stands for: the only one it covers; else, given ``at`` and
+        presence, the only one of them present at ``at``; else None."""
+        staff = self.covered(window, desk)
+        if len(staff) == 1:
+            return staff[0]
+        if at is None or self._presence is None:
+            return None
+        here = [s for s in staff if self._presence.present(s, at)]
+        return here[0] if len(here) == 1 else None
 
 
 def late_returns(
@@ -111,6 +127,7 @@ def late_returns(
     grace_minutes: int = 0,
     *,
     roster: Sequence[StaffMember] = (),
+    presence: Presence | None = None,
 ) -> list[Finding]:
     """未按时归岗: periods whose return came after the declared return plus ``grace_minutes``.
 
@@ -121,13 +138,14 @@ def late_returns(
     the grace): ``late_seconds`` exactly, ``late_minutes`` rounded up. The finding runs from the
     declared return to the actual return. The latest sign's back_at applies, so an extension
     pressed after the first declared time hides that lateness; ``sources`` lists every sign.
-    With ``roster``, ``staff`` is the desk's owner, or the window's only staff member for a shared
-    sign; else (and for a shared sign of a window with several staff) None.
+    With ``roster``, ``staff`` is :meth:`DeskOwners.of` at the period's start: the one staff member
+    seated at the desk, or for a shared sign (or a seat shared by several) the only one of them
+    present then (given ``presence``); else None.
     """
     if grace_minutes < 0:
         raise ValueError(f"grace minutes must not be negative, got {grace_minutes}")
     grace = timedelta(minutes=grace_minutes)
-    owners = DeskOwners(roster)
+    owners = DeskOwners(roster, presence)
     findings: list[Finding] = []
     for p in periods:
         declared = p.declared_return
@@ -141,7 +159,7 @@ def late_returns(
         findings.append(Finding(
             kind="late_return",
             window=p.window,
-            staff=owners.of(p.window, p.desk),
+            staff=owners.of(p.window, p.desk, p.start),
             start=declared,
             end=back if returned else None,
             detail={
@@ -167,10 +185,11 @@ class DeskIndex:
 
     def __init__(self, roster: Iterable[StaffMember], periods: Iterable[AwayPeriod]) -> None:
         self.window_staff: dict[str, list[str]] = {}
-        self._window_of: dict[str, str] = {}
+        self._seat: dict[str, tuple[str, str]] = {}  # staff id -> (window, desk)
         for member in roster:
             self.window_staff.setdefault(member.window, []).append(member.id)
-            self._window_of[member.id] = member.window
+            self._seat[member.id] = (member.window, member.desk_id)
+        seats = set(self._seat.values())
         by_desk: dict[tuple[str, str], list[AwayPeriod]] = {}
         for p in periods:
             by_desk.setdefault((p.window, p.desk), []).append(p)
@@ -179,14 +198,12 @@ class DeskIndex:
         for key, desk_periods in by_desk.items():
             desk_periods.sort(key=lambda p: p.start)
             self._desks[key] = ([p.start for p in desk_periods], desk_periods)
-            window, desk = key
-            if self._window_of.get(desk) != window:
-                self._shared.setdefault(window, []).append(key)
+            if key not in seats:
+                self._shared.setdefault(key[0], []).append(key)
 
     def _keys(self, staff: str) -> list[tuple[str, str]]:
-        window = self._window_of[staff]
-        own = (window, staff)
-        shared = self._shared.get(window, [])
+        own = self._seat[staff]
+        shared = self._shared.get(own[0], [])
         return [own, *shared] if own in self._desks else shared
 
     def is_away(self, staff: str, at: datetime) -> bool:
@@ -255,12 +272,12 @@ def unattended_windows(
 ) -> list[Finding]:
     """AB岗 缺岗: maximal intervals of a workday's sessions when nobody of a window is available.
 
-    A staff member is available in a session from their first punch of it (``first``; from the
-    session start if they punched earlier) to the session end, except while an away period covers
-    them. A session without a row, without a punch, or with status absent or leave makes them
-    unavailable for the whole session (so a late-comer marked absent does not staff the window); a
-    leaving punch before the end is not read as leaving the window (early leave is attendance's
-    finding). Windows are the roster's. Intervals are clipped to the session and to ``now``; an
+    A staff member is available in a session while present (hub/rules/presence.py): from their
+    first punch of it (``first``; from the session start if they punched earlier) to their leaving
+    punch (``left``) or the session end, except while an away period covers them, whatever their
+    attendance status (a late-comer past the absence threshold staffs the window from arrival). A
+    session without a row or without a punch makes them unavailable for the whole session.
+    Windows are the roster's. Intervals are clipped to the session and to ``now``; an
     interval reaching ``now`` before the session end is ongoing (``end`` None). Only intervals of
     at least ``min_minutes`` are returned, ordered by (start, window); ``sources`` are the sign
     events of the away periods that overlap it.
@@ -286,11 +303,12 @@ def unattended_windows(
             available: list[Interval] = []
             for staff in staff_ids:
                 row = rows.get((staff, session.name))
-                if row is None or row.first is None or row.status in NOT_AT_WORK:
+                if row is None or row.first is None:
                     continue
                 arrived = max(start, row.first)
-                if arrived < hi:
-                    available.extend(_subtract((arrived, hi), index.covering(staff, arrived, hi)))
+                gone = hi if row.left is None else min(hi, row.left)
+                if arrived < gone:
+                    available.extend(_subtract((arrived, gone), index.covering(staff, arrived, gone)))
             for a, b in _gaps((start, hi), available):
                 if b - a < shortest:
                     continue

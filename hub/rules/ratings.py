@@ -21,7 +21,8 @@ from hub.domain import (
     SessionAttendance,
     StaffMember,
 )
-from hub.rules.away import NOT_AT_WORK, DeskIndex
+from hub.rules.away import DeskIndex
+from hub.rules.presence import Presence, SessionKey, session_at
 
 __all__ = [
     "AttributedRating",
@@ -41,58 +42,13 @@ __all__ = [
 
 LEVELS = (1, 2, 3, 4, 5)
 SATISFIED_LEVELS = (3, 4, 5)  # 非常满意, 满意, 基本满意 (好评 in the national 好差评 scheme)
-SessionKey = tuple[date, str]  # (hall day, session name)
-
-
-def session_at(at: datetime, schedule: Schedule, tz: tzinfo) -> SessionKey | None:
-    """The (hall day, session name) a moment belongs to: the nearest session of its local day
-    (distance 0 inside [start, end]; a tie goes to the earlier session), as attendance assigns
-    punches. So a rating at 12:05 belongs to the morning, one at 14:20 to the afternoon."""
-    local = at.astimezone(tz)
-    day = local.date()
-    best: tuple[timedelta, int] | None = None
-    name: str | None = None
-    for i, session in enumerate(schedule.sessions):
-        start = datetime.combine(day, session.start, tzinfo=tz)
-        end = datetime.combine(day, session.end, tzinfo=tz)
-        distance = start - local if local < start else (local - end if local > end else timedelta(0))
-        if best is None or (distance, i) < best:
-            best, name = (distance, i), session.name
-    return (day, name) if name is not None else None
-
-
-class _Rows:
-    def __init__(self, rows: Iterable[SessionAttendance]) -> None:
-        self.by_session: dict[tuple[date, str, str], SessionAttendance] = {}
-        self.by_staff: dict[str, list[SessionAttendance]] = {}
-        for row in rows:
-            self.by_session[(row.date, row.staff, row.session)] = row
-            self.by_staff.setdefault(row.staff, []).append(row)
-
-    def row(self, staff: str, at: datetime, session: SessionKey | None) -> SessionAttendance | None:
-        if session is not None:
-            return self.by_session.get((session[0], staff, session[1]))
-        latest: SessionAttendance | None = None
-        for row in self.by_staff.get(staff, ()):
-            first = row.first
-            if first is None or first > at or at.astimezone(first.tzinfo).date() != first.date():
-                continue
-            if latest is None or (latest.first is not None and first > latest.first):
-                latest = row
-        return latest
 
 
 def _on_duty(
-    window: str, at: datetime, index: DeskIndex, rows: _Rows, session: SessionKey | None
+    window: str, at: datetime, index: DeskIndex, presence: Presence, session: SessionKey | None
 ) -> list[str]:
-    staff_on: list[str] = []
-    for staff in index.window_staff.get(window, ()):
-        row = rows.row(staff, at, session)
-        if row is None or row.first is None or row.first > at or row.status in NOT_AT_WORK:
-            continue
-        if not index.is_away(staff, at):
-            staff_on.append(staff)
-    return staff_on
+    return [staff for staff in index.window_staff.get(window, ())
+            if presence.present(staff, at, session) and not index.is_away(staff, at)]
 
 
 def on_duty(
@@ -106,14 +62,16 @@ def on_duty(
 ) -> list[str]:
     """Staff ids of ``window`` on duty at ``at``, in roster order.
 
-    On duty: their row of the session containing ``at`` has ``first <= at`` and a status other
-    than absent or leave, and no away period covering them has ``start <= at < actual_return``
-    (away from the very start, back from the very return). ``session`` is that session as
+    On duty: present (hub/rules/presence.py: their row of the session containing ``at`` has
+    ``first <= at`` and no leaving punch at or before ``at``, whatever the attendance status, so a
+    late-comer past the absence threshold is on duty from arrival), and no away period covering
+    them (their desk's sign or the window's shared sign) has ``start <= at < actual_return`` (away
+    from the very start, back from the very return). ``session`` is that session as
     :func:`session_at` gives it; without it, the session is the staff member's latest of that day
-    (local to their punches) whose first punch is at or before ``at``, which cannot see a later
-    session's leave: pass ``session`` where the schedule is known.
+    (local to their punches) whose first punch is at or before ``at``: pass ``session`` where the
+    schedule is known.
     """
-    return _on_duty(window, at, DeskIndex(roster, periods), _Rows(attendance_rows), session)
+    return _on_duty(window, at, DeskIndex(roster, periods), Presence(attendance_rows), session)
 
 
 def attribute(
@@ -128,9 +86,9 @@ def attribute(
 ) -> list[AttributedRating]:
     """Every rating, in (time, event id) order, with its staff member, flags and whether it counts.
 
-    - staff: the first of :func:`on_duty` in roster order. With two or more on duty the rating
-      cannot tell who served, so the roster order decides; nobody on duty gives staff None and
-      the flag ``nobody_on_duty`` (kept and counted for the window, for review).
+    - staff: the first of :func:`on_duty` in roster order: the one whose desk is on duty. With two
+      or more on duty the rating cannot tell who served, so the roster order decides; nobody on
+      duty gives staff None and the flag ``nobody_on_duty`` (kept and counted for the window, for review).
     - ``misuse_repeat``: the press came at most ``policy.repeat_seconds`` after the previous press
       (any press, counted or not) at the same window, so a burst counts once; not counted.
     - ``not_invited``: with ``policy.count == "invited"``, a press outside an invitation; not counted.
@@ -138,7 +96,7 @@ def attribute(
     A level outside 1..5 or a naive time raises ValueError.
     """
     index = DeskIndex(roster, periods)
-    rows = _Rows(r for day_rows in attendance_by_day.values() for r in day_rows)
+    presence = Presence(r for day_rows in attendance_by_day.values() for r in day_rows)
     repeat = timedelta(seconds=policy.repeat_seconds)
     last_press: dict[str, datetime] = {}
     out: list[AttributedRating] = []
@@ -148,7 +106,7 @@ def attribute(
         if rating.at.tzinfo is None:
             raise ValueError(f"rating {rating.event_id}: time must be timezone-aware")
         session = session_at(rating.at, schedule, tz) if schedule is not None else None
-        staff_on = _on_duty(rating.window, rating.at, index, rows, session)
+        staff_on = _on_duty(rating.window, rating.at, index, presence, session)
         flags: list[str] = []
         if not staff_on:
             flags.append("nobody_on_duty")
