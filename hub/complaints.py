@@ -48,8 +48,8 @@ class NewComplaint:
 
 
 def hall_windows(config: HubConfig) -> set[str]:
-    """The hall's windows: those the roster's staff serve at."""
-    return {member.window for member in config.staff if member.window}
+    """The hall's windows: those the roster's staff serve at, and those of `[[windows]]`."""
+    return {member.window for member in config.staff if member.window} | {w.id for w in config.windows}
 
 
 def registrations(store: Store) -> list[Registration]:
