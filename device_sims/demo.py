@@ -10,6 +10,7 @@ the passwd file and each box's password, as `hall-hub broker add-device` does, b
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -162,19 +163,42 @@ def play(step, reader: CardReaderSim, buses: dict[str, PolledBusSim], hub,  # ty
     return 0
 
 
+def manager_actions(hub) -> bool:  # type: ignore[no-untyped-def]
+    """What the hall's manager does after the day: registers a citizen's written complaint, and
+    settles a staff member's appeal of the 10:30 rating (found to be a mistaken press)."""
+    complaint = hub("complaints", "add", "--kind", "written", "--window", "03", "--staff", "S005",
+                    "--by", "值班长 李主任", "--text", "办理社保转移等候时间过长",
+                    "--contact", "138-0000-0000")
+    print(f"\n== 投诉登记 a complaint\n{(complaint.stdout + complaint.stderr).rstrip()}")
+    listed = json.loads(hub("ratings", "--date", DAY, "--json").stdout or "{}").get("ratings", [])
+    bad = [r["id"] for r in listed if r["window"] == "03" and r["level"] == 1]
+    if not bad:
+        print("  (no level-1 rating at window 03 to appeal)")
+        return False
+    appeal = hub("ratings", "appeal", "--rating", bad[0], "--by", "陈静",
+                 "--reason", "群众误按非常不满意, 当场已说明")
+    decided = hub("ratings", "decide", "--rating", bad[0], "--by", "办公室主任", "--accept",
+                  "--note", "调阅录像核实为误按")
+    print(f"\n== 评价申诉 an appeal\n{(appeal.stdout + appeal.stderr).rstrip()}\n"
+          f"{(decided.stdout + decided.stderr).rstrip()}")
+    return complaint.returncode == appeal.returncode == decided.returncode == 0
+
+
 def report(hub, workdir: Path) -> int:  # type: ignore[no-untyped-def]
     at = f"{DAY}T17:45:00+08:00"
+    acted = manager_actions(hub)
     sections = [
         ("考勤 attendance", ("attendance", "--date", DAY, "--at", at)),
         ("好差评 ratings", ("ratings", "--date", DAY)),
         ("离岗 away periods", ("away", "--date", DAY)),
         ("违规与告警 findings", ("findings", "--date", DAY)),
         ("差评整改 follow-up cases", ("cases", "list", "--from", DAY, "--to", DAY)),
+        ("投诉 complaints", ("complaints", "list", "--from", DAY, "--to", DAY)),
         ("月度汇总 monthly report", ("report", "month", "--month", DAY[:7], "--out",
                                      str(workdir / "reports"))),
         ("日志校验 log verify", ("log", "verify")),
     ]
-    ok = True
+    ok = acted
     for title, args in sections:
         result = hub(*args)
         print(f"\n== {title}\n{(result.stdout + result.stderr).rstrip()}")
