@@ -272,7 +272,7 @@ class HubConfig(_Section):
     cases: CasesConfig = CasesConfig()
     complaints: ComplaintsConfig = ComplaintsConfig()
     alerts: AlertsConfig = AlertsConfig()
-    reports: ReportsConfig = ReportsConfig()
+    reports: ReportsConfig = Field(default_factory=ReportsConfig, validate_default=True)
     face: FaceConfig = FaceConfig()
 
     @field_validator("timezone")

@@ -132,6 +132,13 @@ def test_hub_example_config_validates() -> None:
     assert config.schedule.grace_minutes == 5
 
 
+def test_the_default_reports_dir_is_beside_the_config_not_the_working_directory(tmp_path: Path) -> None:
+    path = tmp_path / "hall" / "hub.toml"
+    path.parent.mkdir()
+    path.write_text(f'hall = "h1"\nprivate_key = "{OTHER.private_hex}"\n', encoding="utf-8")
+    assert hub_config.load(path).reports.dir == tmp_path / "hall" / "reports"
+
+
 def test_hub_config_errors_name_file_and_key(tmp_path: Path) -> None:
     path = tmp_path / "hub.toml"
     path.write_text(
