@@ -8,6 +8,7 @@ today (a new staff member, another grace period) does not rewrite what a past mo
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -55,7 +56,8 @@ def config_from_record(config: HubConfig, data: dict[str, Any]) -> HubConfig:
             "windows": [WindowConfig.model_validate(w) for w in data.get("windows", [])],
         }
         if "schedule" in data:
-            update["schedule"] = ScheduleConfig.model_validate(data["schedule"])
+            # strict sections take times and dates as text in JSON mode only
+            update["schedule"] = ScheduleConfig.model_validate_json(json.dumps(data["schedule"]))
         settings = data.get("settings") or {}
         for name in (*SETTING_SECTIONS, "alerts", "reports"):
             if name in settings:
@@ -93,8 +95,10 @@ class RosterHistory:
         return datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.current.tz)
 
     def at(self, moment: datetime) -> RosterVersion:
-        """The last roster logged before `moment`; the current config when none was."""
-        found = RosterVersion(None, None, self.current)
+        """The last roster logged before `moment`; before the first one logged, that first one (the
+        daemon logs it when it first starts: the earliest roster known); the current config only
+        when the log holds none."""
+        found = self.versions[0] if self.versions else RosterVersion(None, None, self.current)
         for version in self.versions:
             if version.since is not None and version.since < moment:
                 found = version
@@ -107,5 +111,6 @@ class RosterHistory:
         """The rosters in force at some time from the start of `first` to the end of `last`."""
         start = datetime.combine(first, time(0), tzinfo=self.current.tz)
         found = [self.at(start)]
-        found += [v for v in self.versions if v.since is not None and start <= v.since < self._end(last)]
+        found += [v for v in self.versions
+                  if v.since is not None and start <= v.since < self._end(last) and v is not found[0]]
         return found
