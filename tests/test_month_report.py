@@ -129,7 +129,9 @@ def test_a_past_month_keeps_its_roster_and_settings(hall: tuple[Path, Store]) ->
     assert december.returncode == 0, december.stderr
     now = json.loads(december.stdout)
     assert now["rules"]["schedule"]["grace_minutes"] == 60
-    assert [s["id"] for s in now["staff"]] == ["S001", "S003"]
+    # S002 was on the roster until the new one was logged on the 2nd: listed, gone at the month's end
+    assert [(s["id"], s["on_roster_at_end"]) for s in now["staff"]] == [
+        ("S001", True), ("S002", False), ("S003", True)]
 
 
 def test_who_left_during_the_month_is_listed(hall: tuple[Path, Store]) -> None:
