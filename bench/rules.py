@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scheduler_pass import measure  # noqa: E402
+
 from hub.domain import (  # noqa: E402
     Leave,
     Punch,
@@ -41,8 +43,6 @@ from hub.domain import (  # noqa: E402
 from hub.rules.attendance import attendance_for_day, is_workday  # noqa: E402
 from hub.rules.away import away_periods, late_returns, unattended_windows  # noqa: E402
 from hub.rules.cases import open_cases, overdue  # noqa: E402
-from scheduler_pass import measure  # noqa: E402
-
 from hub.rules.ratings import (  # noqa: E402
     attribute,
     by_day,
@@ -200,7 +200,8 @@ def main() -> None:
     scheduler = measure(args.seed, args.history_days)
     print(json.dumps({"scheduler_pass": scheduler}, ensure_ascii=False))
     print(json.dumps({"events": events, "seconds": round(seconds, 3), "events_per_s": int(events / seconds),
-                      "scheduler_pass_ms": scheduler["pass_ms"], "replay_pass_ms": scheduler["replay_pass_ms"],
+                      "scheduler_pass_ms": scheduler["pass_ms"],
+                      "replay_pass_ms": scheduler["replay_pass_ms"],
                       "scheduler_speedup": scheduler["speedup"]}))
 
 
