@@ -4,7 +4,9 @@ Generates deterministically (random.Random(seed)) 120 staff at 60 windows over 2
 punches a day, about four away periods each a day (own desk boxes, some reason changes and
 pauses), about 40 presses per window a day (some repeats, some uninvited), a few leaves and
 absences. Then times attendance_for_day, away_periods, late_returns, unattended_windows,
-attribute, statistics, rating_findings, open_cases and overdue over all of it.
+attribute, statistics, rating_findings, open_cases and overdue over all of it. Then one scheduler
+pass of a 60-window hall with a year of history in SQLite, the overdue index against the 60-day
+replay as baseline, in the same run (bench/scheduler_pass.py).
 
 Run: .venv/bin/python bench/rules.py [--seed N]. The last line printed is one JSON object.
 """
@@ -24,6 +26,8 @@ from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from scheduler_pass import measure  # noqa: E402
 
 from hub.domain import (  # noqa: E402
     Leave,
@@ -183,6 +187,7 @@ def replay(month: Month) -> dict[str, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=20261201)
+    parser.add_argument("--history-days", type=int, default=365, help="the scheduler pass's history")
     args = parser.parse_args()
     month = generate(args.seed)
     events = len(month.punches) + len(month.signs) + len(month.ratings)
@@ -192,7 +197,12 @@ def main() -> None:
     sizes = replay(month)
     seconds = time.perf_counter() - started
     print(json.dumps(sizes, ensure_ascii=False))
-    print(json.dumps({"events": events, "seconds": round(seconds, 3), "events_per_s": int(events / seconds)}))
+    scheduler = measure(args.seed, args.history_days)
+    print(json.dumps({"scheduler_pass": scheduler}, ensure_ascii=False))
+    print(json.dumps({"events": events, "seconds": round(seconds, 3), "events_per_s": int(events / seconds),
+                      "scheduler_pass_ms": scheduler["pass_ms"],
+                      "replay_pass_ms": scheduler["replay_pass_ms"],
+                      "scheduler_speedup": scheduler["speedup"]}))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from hub.domain import Appeal
+from hub.domain import Appeal, AuditEntry
 from hub.reports import find_rating
 from hub.rules.appeals import AppealStep, appeal_problem, decision_problem, states
 from hub.store.store import Store
@@ -20,13 +20,17 @@ DECISION_KIND = "appeal_decision"
 
 def appeal_steps(store: Store) -> list[AppealStep]:
     """Every verified appeal and decision, as the pure rules read them."""
-    steps = [AppealStep(str(e.data["rating"]), datetime.fromisoformat(str(e.data["at"])), str(e.data["by"]),
-                        str(e.data["reason"]), window=str(e.data.get("window") or ""))
-             for e in store.entries(APPEAL_KIND)]
-    steps += [AppealStep(str(e.data["rating"]), datetime.fromisoformat(str(e.data["at"])), str(e.data["by"]),
-                         str(e.data["note"]), decision=bool(e.data["accepted"]))
-              for e in store.entries(DECISION_KIND)]
-    return steps
+    return [step_of(e) for kind in (APPEAL_KIND, DECISION_KIND) for e in store.entries(kind)]
+
+
+def step_of(entry: AuditEntry) -> AppealStep:
+    """A `rating_appeal` or `appeal_decision` entry as the rules read it."""
+    d = entry.data
+    if entry.kind == APPEAL_KIND:
+        return AppealStep(str(d["rating"]), datetime.fromisoformat(str(d["at"])), str(d["by"]),
+                          str(d["reason"]), window=str(d.get("window") or ""))
+    return AppealStep(str(d["rating"]), datetime.fromisoformat(str(d["at"])), str(d["by"]),
+                      str(d["note"]), decision=bool(d["accepted"]))
 
 
 def appeal_states(store: Store, as_of: datetime | None = None) -> dict[str, Appeal]:

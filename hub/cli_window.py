@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from hub.appeals import appeal_rating, appeal_states, decide_appeal
@@ -14,7 +16,8 @@ from hub.commands import send, wait_ack
 from hub.config import HubConfig
 from hub.domain import Finding
 from hub.hall import CLOSURE_KIND, cases, day_findings, end_of, find_case, hall_day, month_days
-from hub.monthly import write_month
+from hub.month_summary import summarize
+from hub.monthly import summary_json, summary_text, write_summary
 from hub.reports import schedule_of
 from hub.rules.away import DeskOwners
 from hub.rules.presence import Presence
@@ -72,9 +75,12 @@ def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argp
 
     report = sub.add_parser("report", help="reports")
     report_sub = report.add_subparsers(dest="report_command", required=True)
-    month = with_config(report_sub.add_parser("month", help="每月汇总 monthly summary (CSV and XLSX)"))
-    month.add_argument("--month", required=True)
-    month.add_argument("--out", required=True)
+    month = with_config(report_sub.add_parser(
+        "month", help="每月汇总与排名通报 monthly summary and ranking: printed (--json: one object), "
+                      "and written as CSV and XLSX files with --out"))
+    month.add_argument("--month", required=True, help="YYYY-MM")
+    month.add_argument("--out", help="a directory: write the CSV and XLSX files there too")
+    month.add_argument("--json", action="store_true", help="print one JSON object (file paths go to stderr)")
 
     send_cmd = with_config(sub.add_parser("send", help="send a command to an edge box"))
     send_cmd.add_argument("name", choices=["invite", "show", "sync"])
@@ -210,9 +216,19 @@ def _cases(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
 
 
 def _report(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
-    from pathlib import Path
-
-    for path in write_month(config, store, args.month, Path(args.out), _now(store)):
+    try:
+        month_days(args.month)
+    except ValueError as exc:
+        raise ValueError(f"--month {args.month!r}: give YYYY-MM") from exc
+    summary = summarize(config, store, args.month, _now(store))
+    paths = write_summary(summary, Path(args.out)) if args.out else []
+    if args.json:
+        print(json.dumps(summary_json(summary), ensure_ascii=False, indent=1))
+        for path in paths:
+            print(path, file=sys.stderr)
+        return 0
+    print(summary_text(summary))
+    for path in paths:
         print(path)
     return 0
 

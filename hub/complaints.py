@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from hub.config import HubConfig
 from hub.domain import Complaint, ComplaintKind, Finding
@@ -52,21 +53,27 @@ def hall_windows(config: HubConfig) -> set[str]:
     return {member.window for member in config.staff if member.window} | {w.id for w in config.windows}
 
 
+def registration_of(d: dict[str, Any]) -> Registration:
+    """A `complaint_add` entry's data as the rules read it."""
+    return Registration(
+        id=str(d["id"]), kind=d["kind"], window=str(d["window"]), staff=d.get("staff"),
+        rating=d.get("rating"), received_by=str(d["by"]), text=str(d["text"]),
+        registered_at=datetime.fromisoformat(str(d["registered_at"])),
+        due=datetime.fromisoformat(str(d["due"])), has_contact=bool(d.get("contact")),
+    )
+
+
+def answer_of(d: dict[str, Any]) -> Answer:
+    """A `complaint_close` entry's data as the rules read it."""
+    return Answer(str(d["id"]), datetime.fromisoformat(str(d["closed_at"])), str(d["by"]), str(d["result"]))
+
+
 def registrations(store: Store) -> list[Registration]:
-    return [
-        Registration(
-            id=str(d["id"]), kind=d["kind"], window=str(d["window"]), staff=d.get("staff"),
-            rating=d.get("rating"), received_by=str(d["by"]), text=str(d["text"]),
-            registered_at=datetime.fromisoformat(str(d["registered_at"])),
-            due=datetime.fromisoformat(str(d["due"])), has_contact=bool(d.get("contact")),
-        )
-        for d in (e.data for e in store.entries(ADD_KIND))
-    ]
+    return [registration_of(e.data) for e in store.entries(ADD_KIND)]
 
 
 def answers(store: Store) -> list[Answer]:
-    return [Answer(str(d["id"]), datetime.fromisoformat(str(d["closed_at"])), str(d["by"]), str(d["result"]))
-            for d in (e.data for e in store.entries(CLOSE_KIND))]
+    return [answer_of(e.data) for e in store.entries(CLOSE_KIND)]
 
 
 def register_as_of(store: Store, now: datetime) -> list[Complaint]:

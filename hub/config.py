@@ -253,6 +253,9 @@ class FaceConfig(_Section):
 
 class ReportsConfig(_Section):
     dir: FilePath = Field(Path("reports"), description="where the monthly summaries are written")
+    bottom_marked: int = Field(10, ge=0, le=100, description="排名通报: the bottom this percent of the "
+                               "ranked windows and of the ranked staff are marked, rounded up, at least "
+                               "the last one (with those tied with it); 0 marks none")
 
 
 class HubConfig(_Section):

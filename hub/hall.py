@@ -6,8 +6,10 @@ Everything here reads the store and calls pure functions; nothing is written exc
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from hub.appeals import appeal_states
 from hub.complaints import overdue_complaints
@@ -90,12 +92,18 @@ def hall_day(config: HubConfig, store: Store, day: date, now: datetime) -> HallD
 def closures(store: Store) -> list[CaseClosure]:
     """Every case closure: the logged ones (`cases close`) and those by an accepted appeal of the
     case's rating, in time order, the first of a case standing (the others were refused or raced)."""
-    found = [
-        CaseClosure(str(e.data["case"]), datetime.fromisoformat(str(e.data["closed_at"])),
-                    str(e.data["closed_by"]), str(e.data["result"]), str(e.data.get("note") or ""))
-        for e in store.entries(CLOSURE_KIND)
-    ]
-    found += case_closures(appeal_states(store).values())
+    found = [closure_of(e.data) for e in store.entries(CLOSURE_KIND)]
+    return first_closures([*found, *case_closures(appeal_states(store).values())])
+
+
+def closure_of(data: dict[str, Any]) -> CaseClosure:
+    """A `case_closed` entry's data as the rules read it."""
+    return CaseClosure(str(data["case"]), datetime.fromisoformat(str(data["closed_at"])),
+                       str(data["closed_by"]), str(data["result"]), str(data.get("note") or ""))
+
+
+def first_closures(found: Iterable[CaseClosure]) -> list[CaseClosure]:
+    """The first closure of each case in time order (later ones were refused or raced)."""
     first: dict[str, CaseClosure] = {}
     for closure in sorted(found, key=lambda c: c.closed_at):
         first.setdefault(closure.case_id, closure)
@@ -128,9 +136,20 @@ def overdue_cases(config: HubConfig, store: Store, now: datetime, lookback_days:
     return overdue(cases(config, store, today - timedelta(days=lookback_days), today, now), now, config.tz)
 
 
-def day_findings(config: HubConfig, store: Store, day: date, now: datetime) -> list[Finding]:
+OverdueSource = Callable[[datetime], list[Finding]]
+
+
+def replayed_overdue(config: HubConfig, store: Store, now: datetime) -> list[Finding]:
+    """Overdue cases and complaints by replaying the last 60 days (hub/overdue_index.py finds the
+    same from an index; this is its reference and the inspector's command)."""
+    return [*overdue_cases(config, store, now), *overdue_complaints(config, store, now)]
+
+
+def day_findings(config: HubConfig, store: Store, day: date, now: datetime,
+                 overdue_now: OverdueSource | None = None) -> list[Finding]:
     """Everything the rules find for a day as of `now`: the day's violations and alerts, absences,
-    the follow-up cases opened, and the cases overdue by then."""
+    the follow-up cases opened, and the cases and complaints overdue by then (from `overdue_now`,
+    the scheduler's index, or else by replaying the last 60 days)."""
     hall = hall_day(config, store, day, now)
     found = list(hall.findings)
     sessions = {s.name: s for s in config.schedule.sessions}
@@ -144,8 +163,7 @@ def day_findings(config: HubConfig, store: Store, day: date, now: datetime) -> l
         found.append(Finding("case_opened", case.window, case.staff, case.opened_at, None,
                              {"case": case.id, "level": case.level, "deadline": case.deadline.isoformat(),
                               "flags": list(case.flags)}, (case.rating_event,)))
-    found.extend(overdue_cases(config, store, now))
-    found.extend(overdue_complaints(config, store, now))
+    found.extend(overdue_now(now) if overdue_now is not None else replayed_overdue(config, store, now))
     found.extend(face_findings(config, store, day))
     found.sort(key=lambda f: (f.start, f.kind, f.window or ""))
     return found

@@ -1,11 +1,12 @@
 """The hub's scheduler (APScheduler 3.x): time-based rules on the injected clock.
 
 One interval job checks, at the hall's current time: late returns, unattended windows, absences past
-the threshold, misuse and unattended ratings, overdue follow-up cases and complaints, and devices gone
-offline; each new finding is appended once to the audit log with what it was derived from. The same
-job performs the daily close (with the purge of face snapshots past `[face] keep_snapshot_days`)
-and, after the last day of a month, writes the monthly summary. With a ScaledClock the checks follow
-simulated hall time; the job period itself is real time.
+the threshold, misuse and unattended ratings, overdue follow-up cases and complaints (from an index
+kept in memory, hub/overdue_index.py), and devices gone offline; each new finding is appended once
+to the audit log with what it was derived from. The same job performs the daily close (with the
+purge of face snapshots past `[face] keep_snapshot_days`) and, after the last day of a month, writes
+the monthly summary. With a ScaledClock the checks follow simulated hall time; the job period itself
+is real time.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hub.config import HubConfig
 from hub.domain import Finding
 from hub.hall import day_findings, hall_day
 from hub.monthly import digest, write_month
+from hub.overdue_index import OverdueIndex
 from hub.rules.attendance import is_workday
 from hub.store.snapshots import purge_snapshots
 from hub.store.store import Store
@@ -65,6 +67,7 @@ class HallScheduler:
         self._closed_days = {str(e.data.get("date")) for e in store.entries("daily_close")}
         self._reported_months = {str(e.data.get("month")) for e in store.entries("monthly_report")}
         self._offline: set[str] = set()
+        self._overdue = OverdueIndex(config, store)  # built at the first pass, then read incrementally
         self._scheduler = BackgroundScheduler(timezone=config.tz)
 
     def start(self) -> None:
@@ -80,10 +83,16 @@ class HallScheduler:
         with self._lock:
             now = self.clock.now()
             today = now.astimezone(self.config.tz).date()
-            new = [f for f in day_findings(self.config, self.store, today, now) if self._record(f)]
+            new = [f for f in self.findings(today, now) if self._record(f)]
             new.extend(self._devices(now))
             self._daily_close(today, now)
             return new
+
+    def findings(self, today: date, now: datetime) -> list[Finding]:
+        """What one pass finds (nothing recorded): today's rules, and the overdue cases and complaints
+        from the index, brought up to date with the log entries appended since the last pass."""
+        self._overdue.refresh(now)
+        return day_findings(self.config, self.store, today, now, self._overdue.findings)
 
     def _record(self, finding: Finding) -> bool:
         key = finding_key(finding)

@@ -34,6 +34,7 @@ from hub.device_state import DeviceStates
 from hub.domain import Quarantined, StoredEvent
 from hub.faces import gallery_version, roster_body
 from hub.ingest import Decoder
+from hub.roster_history import roster_record
 from hub.scheduler import HallScheduler
 from hub.snapshots import WaitingSnapshots
 from hub.store.store import Outcome, Store
@@ -459,12 +460,7 @@ class HubService:
             self.watermarks.accept(device, seq, now, epoch)
 
     def _log_roster_if_changed(self) -> None:
-        roster = {  # what a report of a past month is computed with: staff with their desks, windows
-            "staff": [vars(m) | {"cards": list(m.cards)} for m in self.config.roster()],
-            "windows": [w.model_dump(mode="json") for w in self.config.windows],
-            "devices": self.config.device_keys(),
-            "schedule": self.config.schedule.model_dump(mode="json"),
-        }
+        roster = roster_record(self.config)  # what a report of a past month is computed with
         last = self.store.last_audit("roster")
         if last is None or last.data != roster:
             self.store.append("roster", roster)

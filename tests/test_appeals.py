@@ -4,7 +4,6 @@ accepted after the month's report changes the month computed again but not the r
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -18,7 +17,7 @@ from test_hub_window import DAY, hub_cli, make_hall
 from hub import config as hub_config
 from hub.appeals import appeal_states
 from hub.audit import verify_log
-from hub.monthly import digest, month_rows
+from hub.monthly import digest, month_rows, table_rows
 from hub.scheduler import HallScheduler
 from hub.store.store import Store
 from wire.clock import FixedClock
@@ -116,8 +115,7 @@ def test_a_rejected_appeal_keeps_the_rating_counted(hall: tuple[Path, Store]) ->
 
 
 def staff_row(path: Path, staff: str) -> list[str]:
-    with path.open(encoding="utf-8-sig") as handle:
-        return next(row for row in list(csv.reader(handle))[2:] if row[0] == staff)
+    return next(row for row in table_rows(path) if row[0] == staff)
 
 
 def test_an_appeal_accepted_after_the_months_report(hall: tuple[Path, Store], tmp_path: Path) -> None:

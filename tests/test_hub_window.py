@@ -3,7 +3,6 @@ follow-up cases with closures, the scheduler's findings in the audit log, the mo
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from hub import config as hub_config
 from hub.audit import verify_log
 from hub.domain import StoredEvent
 from hub.ingest import Decoder
+from hub.monthly import HEADER, table_rows
 from hub.scheduler import HallScheduler
 from hub.store.store import Store
 from wire.clock import FixedClock
@@ -166,11 +166,11 @@ def test_month_report_csv_and_xlsx(hall: tuple[Path, Store], tmp_path: Path) -> 
     config, _ = hall
     result = hub_cli(config, "report", "month", "--month", "2026-11", "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
-    with (tmp_path / "out" / "attendance-2026-11.csv").open(encoding="utf-8-sig") as handle:
-        rows = list(csv.reader(handle))
-    by_staff = {row[0]: row for row in rows[2:]}
+    by_staff = {row[0]: row for row in table_rows(tmp_path / "out" / "attendance-2026-11.csv")}
     # the level-1 press came while S002 was away: it is the window's, not S002's
     assert by_staff["S002"][9] == "1" and by_staff["S002"][10] == "1" and by_staff["S002"][11] == "0"
     assert by_staff["S002"][12] == "1" and by_staff["S002"][13] == "1"  # away once, late once
     sheet = load_workbook(tmp_path / "out" / "attendance-2026-11.xlsx").active
-    assert sheet is not None and sheet.cell(3, 1).value == "S001"
+    assert sheet is not None
+    header = next(row[0].row for row in sheet.iter_rows() if row[0].value == HEADER[0])
+    assert sheet.cell(header + 1, 1).value == "S001"

@@ -3,7 +3,6 @@ from the hall's go-live on, Chinese text aligned by display width, empty listing
 
 from __future__ import annotations
 
-import csv
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 from test_hub_window import DAY, hub_cli, make_hall
 
+from hub.monthly import table_rows
 from hub.store.store import Store
 from hub.text import pad, table, width
 
@@ -55,8 +55,7 @@ def test_month_counts_only_sessions_judged_since_go_live(hall: tuple[Path, Store
     result = hub_cli(config, "report", "month", "--month", "2026-11", "--out", str(tmp_path),
                      "--clock", "2026-11-26T12:00:00+08:00")
     assert result.returncode == 0, result.stderr
-    with (tmp_path / "attendance-2026-11.csv").open(encoding="utf-8-sig") as handle:
-        rows = {row[0]: row for row in list(csv.reader(handle))[2:]}
+    rows = {row[0]: row for row in table_rows(tmp_path / "attendance-2026-11.csv")}
     # 24th and 25th whole, the 26th's morning: five sessions; the leave of the 27th is not yet due
     assert rows["S001"][3:9] == ["5", "1", "0", "0", "4", "0"]  # on time on the 24th morning only
     assert rows["S002"][3:9] == ["5", "1", "0", "0", "4", "0"]
