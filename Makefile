@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench system-packages clean
+.PHONY: demo test lint bench system-packages vendor clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +22,14 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/hall-sim demo
 
-# Mosquitto and PostgreSQL are real parts of the test suite; install them when missing.
+# Mosquitto, PostgreSQL and Chromium (with a font for Chinese) are real parts of the test suite;
+# install them when missing. Playwright drives /usr/bin/chromium: no browser download.
 system-packages:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$$missing fonts-wqy-microhei"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing with apt-get"; \
 		$(SUDO) apt-get update -qq && \
@@ -45,6 +48,12 @@ bench: system-packages $(VENV)/.installed-test
 	$(BIN)/python bench/face.py
 	$(BIN)/python bench/junk.py
 	$(BIN)/python bench/drain.py
+
+# Re-fetch the vendored front-end files from the npm registry and check them against
+# hub/web/static/vendor/MANIFEST.json (network; never part of test or demo). To upgrade, change
+# PINS in tools/vendor_assets.py and run it with --write.
+vendor:
+	$(PYTHON) tools/vendor_assets.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

@@ -9,6 +9,11 @@ import pytest
 from mqtt_broker import Mosquitto
 from pg_server import PostgresServer, PostgresUnavailable
 
+# --- Browser ------------------------------------------------------------------------------
+# Headless Chromium with the no-foreign-request guard: `chromium`, `browser_page` (tests/browser_harness.py).
+pytest_plugins = ["browser_harness"]
+# --- end Browser --------------------------------------------------------------------------
+
 # --- PostgreSQL ---------------------------------------------------------------------------
 # A real PostgreSQL started once per session (tests/pg_server.py), a fresh database per test.
 
