@@ -14,11 +14,12 @@ from pathlib import Path
 
 from hub import cli_broker, cli_complaints, cli_staff, cli_window
 from hub import config as hub_config
+from hub.api_objects import attendance_object, log_object
 from hub.audit import render_entry, verify_log
 from hub.config import HubConfig
 from hub.domain import LOG_KINDS, Leave
 from hub.hall import hall_day
-from hub.reports import attendance_json, attendance_table, entry_json
+from hub.reports import attendance_table
 from hub.store.store import Store
 from hub.text import EMPTY
 from hub.views import Names, leave_text, quarantine_text
@@ -163,9 +164,11 @@ def _as_of(text: str | None, day: date, config: HubConfig, store: Store) -> date
 
 def _attendance(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     now = _as_of(args.at, args.date, config, store)
+    if args.json:
+        print(json.dumps(attendance_object(config, store, args.date, now), ensure_ascii=False, indent=1))
+        return 0
     day = hall_day(config, store, args.date, now)  # extended service needs the ratings and signs
-    show = attendance_json if args.json else attendance_table
-    print(show(day.attendance, config, day.extended))
+    print(attendance_table(day.attendance, config, day.extended))
     return 0
 
 
@@ -178,10 +181,10 @@ def _log(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
         where = f" at entry {report.first_bad}" if report.first_bad is not None else ""
         print(f"日志校验失败 log verification FAILED{where}: {report.problem}", file=sys.stderr)
         return 1
-    entries = store.audit(after_seq=args.after, kind=args.kind)
     if args.json:
-        print(json.dumps([entry_json(e) for e in entries], ensure_ascii=False, indent=1))
+        print(json.dumps(log_object(store, args.after, args.kind), ensure_ascii=False, indent=1))
         return 0
+    entries = store.audit(after_seq=args.after, kind=args.kind)
     shown = 0
     for entry in entries:
         print(render_entry(entry))
