@@ -225,7 +225,9 @@ def test_appeals_staff_own_only_and_manager_decides(client: TestClient, hall: We
     assert decided.status_code == 200, decided.text
     assert (decided.json()["state"], decided.json()["decided_by"]) == ("accepted", "mgr")
     nope = "/api/v1/ratings/nope/appeal"
-    assert call(client, hall, "mgr", "POST", nope, {"reason": "x"}).status_code == 400
+    assert call(client, hall, "mgr", "POST", nope, {"reason": "x"}).status_code == 404
+    assert call(client, hall, "mgr", "POST", "/api/v1/ratings/nope/decide",
+                {"accept": False, "note": "x"}).status_code == 404
     assert call(client, hall, "s2", "POST", nope, {"reason": "x"}).status_code == 404
 
 

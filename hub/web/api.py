@@ -209,7 +209,8 @@ def _appeal_json(appeal: Appeal) -> Json:
 @router.post("/ratings/{rating_id}/appeal")
 def appeal(request: Request, rating_id: str, body: AppealBody,
            caller: Annotated[Principal, Depends(require(Right.APPEAL_ANY, Right.APPEAL_OWN))]) -> Json:
-    if not caller.may(Right.APPEAL_ANY) and _rating_staff(request, rating_id) != caller.user.staff:
+    attributed_to = _rating_staff(request, rating_id)  # 404 for no such rating
+    if not caller.may(Right.APPEAL_ANY) and attributed_to != caller.user.staff:
         raise HTTPException(403, "无权限 a staff account may appeal only ratings attributed to itself")
     try:
         done = appeal_rating(hub_of(request).store, rating_id, caller.user.name, body.reason)
@@ -221,6 +222,8 @@ def appeal(request: Request, rating_id: str, body: AppealBody,
 @router.post("/ratings/{rating_id}/decide")
 def decide(request: Request, rating_id: str, body: DecideBody,
            caller: Annotated[Principal, Depends(require(Right.DECIDE_APPEAL))]) -> Json:
+    if find_rating(hub_of(request).store, rating_id) is None:
+        raise HTTPException(404, f"no rating {rating_id!r} in the record")
     try:
         done = decide_appeal(hub_of(request).store, rating_id, caller.user.name, body.accept, body.note)
     except ValueError as exc:

@@ -43,9 +43,9 @@ def nav_for(caller: Principal | None) -> list[NavItem]:
     return [item for item in NAV if not item.rights or caller.may(*item.rights)]
 
 
-def render(request: Request, name: str, caller: Principal | None, status_code: int = 200,
+def render(request: Request, template: str, caller: Principal | None, /, status_code: int = 200,
            **context: Any) -> Response:
-    return templates.TemplateResponse(request, name, {
+    return templates.TemplateResponse(request, template, {
         "user": caller.user if caller else None,
         "role_zh": ROLE_ZH.get(caller.user.role, caller.user.role) if caller else None,
         "csrf": caller.csrf if caller else "",
