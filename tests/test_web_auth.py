@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -213,6 +214,20 @@ def test_hall_hub_web_serves_the_api_alone(hall: WebHall) -> None:
     finally:
         code = _stop(process)
     assert code == 0
+
+
+def test_a_taken_port_is_an_error_without_a_traceback(hall: WebHall) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = hall.config_path
+        config.write_text(config.read_text(encoding="utf-8") + f'[web]\nlisten = "127.0.0.1:{port}"\n',
+                          encoding="utf-8")
+        result = subprocess.run([sys.executable, "-m", "hub.cli", "web", "--config", str(config)],
+                                capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 2 and "web console could not listen" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_hall_hub_run_serves_the_console_in_its_own_thread(hall: WebHall) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 
 import uvicorn
 
@@ -29,12 +30,16 @@ class WebServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Serve in a thread; returns once listening. Raises OSError when it cannot listen."""
+        """Serve in a thread; returns once listening. Raises ValueError (a user's mistake: the
+        address is taken or not this host's) when it cannot listen."""
         self._thread = threading.Thread(target=self._serve, name="web", daemon=True)
         self._thread.start()
+        deadline = time.monotonic() + READY_TIMEOUT_S
         while not self._server.started:
-            if not self._thread.is_alive():
-                raise OSError(f"web console could not listen on {self.url}")
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop(timeout=1.0)
+                raise ValueError(f"web console could not listen on {self.url} (address in use, or "
+                                 "not this host's? see [web] listen)")
             self._thread.join(0.05)
         log.info("web console ready: %s", self.url)
 
