@@ -246,3 +246,14 @@ def test_hall_hub_run_serves_the_console_in_its_own_thread(hall: WebHall) -> Non
     finally:
         code = _stop(process)
     assert code == 0
+
+
+def test_web_config_errors_name_the_file_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text('hall = "h1"\n[web]\nlisten = "8080"\nsession_hours = 0\ncolour = "red"\n',
+                      encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "hub.cli", "check", "--config", str(config)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 2
+    for key in ("web.listen", "web.session_hours", "web.colour"):
+        assert f"{config}: {key}:" in result.stderr, result.stderr
