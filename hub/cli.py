@@ -9,22 +9,28 @@ import os
 import signal
 import sys
 import threading
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from hub import cli_broker, cli_complaints, cli_staff, cli_window
+from hub import cli_broker, cli_complaints, cli_staff, cli_users, cli_window
 from hub import config as hub_config
+from hub.api_objects import attendance_object, log_object
 from hub.audit import render_entry, verify_log
 from hub.config import HubConfig
-from hub.domain import LOG_KINDS, Leave
+from hub.domain import LOG_KINDS
 from hub.hall import hall_day
-from hub.reports import attendance_json, attendance_table, entry_json
+from hub.leave import record_leave
+from hub.reports import attendance_table
 from hub.store.store import Store
 from hub.text import EMPTY
 from hub.views import Names, leave_text, quarantine_text
 from wire import clock as clocks
 from wire import keyfile
 from wire.configfile import ConfigError, example_key_warning
+
+if TYPE_CHECKING:
+    from hub.web.serve import WebServer
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     COMMANDS.update(cli_complaints.add_commands(sub, with_config))
     COMMANDS.update(cli_staff.add_commands(sub, with_config))
     COMMANDS.update(cli_broker.add_commands(sub, with_config))
+    COMMANDS.update(cli_users.add_commands(sub, with_config))
     return parser
 
 
@@ -132,7 +139,8 @@ def _creates_store(args: argparse.Namespace) -> bool:
     """Only the daemon and the set-up commands create the store; readers need one that exists."""
     return (args.command == "run" or getattr(args, "leave_command", None) == "add"
             or getattr(args, "complaints_command", None) == "add"
-            or getattr(args, "staff_command", None) == "enroll")
+            or getattr(args, "staff_command", None) == "enroll"
+            or getattr(args, "user_command", None) == "add")
 
 
 def _run(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
@@ -145,8 +153,24 @@ def _run(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    service.run(stop)
+    web = _start_web(config, store) if config.web.listen else None
+    try:
+        service.run(stop)
+    finally:
+        if web is not None:
+            web.stop()
     return 0
+
+
+def _start_web(config: HubConfig, store: Store) -> WebServer:
+    """The console in its own thread, on its own connection pool to the store (its manual actions
+    write through the store's writer lock, as a CLI command does); ingest never waits for it."""
+    from hub.web.serve import WebServer
+
+    web = WebServer(config, Store(config.store.url, store.clock, create=False,
+                                  device_keys=config.device_keys()))
+    web.start()
+    return web
 
 
 def _as_of(text: str | None, day: date, config: HubConfig, store: Store) -> datetime:
@@ -163,9 +187,11 @@ def _as_of(text: str | None, day: date, config: HubConfig, store: Store) -> date
 
 def _attendance(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     now = _as_of(args.at, args.date, config, store)
+    if args.json:
+        print(json.dumps(attendance_object(config, store, args.date, now), ensure_ascii=False, indent=1))
+        return 0
     day = hall_day(config, store, args.date, now)  # extended service needs the ratings and signs
-    show = attendance_json if args.json else attendance_table
-    print(show(day.attendance, config, day.extended))
+    print(attendance_table(day.attendance, config, day.extended))
     return 0
 
 
@@ -178,10 +204,10 @@ def _log(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
         where = f" at entry {report.first_bad}" if report.first_bad is not None else ""
         print(f"日志校验失败 log verification FAILED{where}: {report.problem}", file=sys.stderr)
         return 1
-    entries = store.audit(after_seq=args.after, kind=args.kind)
     if args.json:
-        print(json.dumps([entry_json(e) for e in entries], ensure_ascii=False, indent=1))
+        print(json.dumps(log_object(store, args.after, args.kind), ensure_ascii=False, indent=1))
         return 0
+    entries = store.audit(after_seq=args.after, kind=args.kind)
     shown = 0
     for entry in entries:
         print(render_entry(entry))
@@ -191,28 +217,12 @@ def _log(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     return 0
 
 
-def _moment(text: str, config: HubConfig, *, end_of_day: bool) -> datetime:
-    text = text.strip()
-    if len(text) == 10:
-        day = date.fromisoformat(text)
-        moment = datetime.combine(day + timedelta(days=1) if end_of_day else day, time(0))
-    else:
-        moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=config.tz)
-
-
 def _leave(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     if args.leave_command == "list":
         print(leave_text(store.leaves(), config.tz, Names.of(config)))
         return 0
-    if args.staff not in {member.id for member in config.staff}:
-        raise ValueError(f"staff {args.staff!r} is not on the roster")
-    start = _moment(args.start, config, end_of_day=False)
-    end = _moment(args.end, config, end_of_day=True)
-    if end <= start:
-        raise ValueError("--to must be after --from")
-    entry = store.add_leave(Leave(args.staff, start, end, args.approver, args.reason, store.clock.now()))
-    print(f"已记录请假 leave recorded: {args.staff} {start.isoformat()} – {end.isoformat()}, "
+    leave, entry = record_leave(config, store, args.staff, args.start, args.end, args.approver, args.reason)
+    print(f"已记录请假 leave recorded: {args.staff} {leave.start.isoformat()} – {leave.end.isoformat()}, "
           f"log entry #{entry.seq}")
     return 0
 

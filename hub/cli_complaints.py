@@ -8,9 +8,9 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
+from hub.api_objects import complaint_json
 from hub.complaints import NewComplaint, add_complaint, close_complaint, complaint_contacts, complaints_in
 from hub.config import HubConfig
-from hub.domain import Complaint
 from hub.store.store import Store
 from hub.views import Names, complaint_state, complaints_text
 from wire.envelope import format_ts
@@ -48,17 +48,6 @@ def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argp
     return {"complaints": _complaints}
 
 
-def complaint_json(c: Complaint) -> dict[str, object]:
-    return {
-        "id": c.id, "kind": c.kind, "window": c.window, "staff": c.staff, "rating": c.rating,
-        "received_by": c.received_by, "registered_at": format_ts(c.registered_at), "text": c.text,
-        "due": format_ts(c.due), "status": c.status, "overdue": c.overdue,
-        "closed_in_time": c.closed_in_time,
-        "closed_at": format_ts(c.closed_at) if c.closed_at else None, "closed_by": c.closed_by,
-        "result": c.result,
-    }
-
-
 def _complaints(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     names = Names.of(config)
     if args.complaints_command == "add":
@@ -81,7 +70,7 @@ def _complaints(args: argparse.Namespace, config: HubConfig, store: Store) -> in
     if args.contacts and not args.by.strip():
         raise ValueError("--contacts needs --by NAME: who views the complainants' contacts is logged")
     found = [c for c in complaints_in(store, config, args.since, args.until)
-             if not args.open or c.closed_at is None]
+             if not args.open or c.closed_at is None]  # what complaints_object gives as JSON
     contacts = complaint_contacts(store, [c.id for c in found], args.by) if args.contacts else None
     if args.json:
         print(json.dumps([{**complaint_json(c), **({"contact": contacts.get(c.id)} if contacts is not None

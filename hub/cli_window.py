@@ -11,21 +11,17 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from hub.appeals import appeal_rating, appeal_states, decide_appeal
+from hub.api_objects import away_object, cases_object, day_findings_logged, rated_in, ratings_object
+from hub.appeals import appeal_rating, decide_appeal
 from hub.commands import send, wait_ack
 from hub.config import HubConfig
-from hub.domain import Finding
-from hub.hall import CLOSURE_KIND, cases, day_findings, end_of, find_case, hall_day, month_days
+from hub.hall import cases, close_case, hall_day, month_days
 from hub.month_summary import summarize
 from hub.monthly import summary_json, summary_text, write_summary
-from hub.reports import schedule_of
-from hub.rules.away import DeskOwners
-from hub.rules.presence import Presence
 from hub.rules.ratings import by_day, by_month, by_staff, by_window, statistics
-from hub.scheduler import finding_data, finding_key
+from hub.scheduler import finding_data
 from hub.store.store import Store
 from hub.views import Names, appeal_text, away_text, cases_text, findings_text, ratings_text, stats_text
-from wire.envelope import format_ts
 
 Handler = Callable[[argparse.Namespace, HubConfig, Store], int]
 
@@ -120,20 +116,12 @@ def _ratings(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
         print(f"已裁定 appeal decided: {appeal_text(done, config.tz)}")
         return 0
     days = [args.date] if args.date else month_days(args.month)
-    rated = [r for day in days for r in hall_day(config, store, day, _now(store)).ratings]
+    if args.json:
+        print(json.dumps(ratings_object(config, store, days, _now(store)), ensure_ascii=False, indent=1))
+        return 0
+    rated = rated_in(config, store, days, _now(store))
     keys = [("staff", by_staff), ("window", by_window), ("day", by_day(config.tz)),
             ("month", by_month(config.tz))]
-    if args.json:
-        appeals = appeal_states(store, as_of=_now(store))
-        print(json.dumps({
-            "ratings": [{"id": r.rating.event_id, "at": format_ts(r.rating.at), "window": r.rating.window,
-                         "level": r.rating.level, "invited": r.rating.invited, "ticket": r.rating.ticket,
-                         "staff": r.staff, "counted": r.counted, "flags": list(r.flags),
-                         "appeal": appeals[r.rating.event_id].state if r.rating.event_id in appeals else None}
-                        for r in rated],
-            **{f"by_{name}": _stats(statistics(rated, key)) for name, key in keys},
-        }, ensure_ascii=False, indent=1))
-        return 0
     names = Names.of(config)
     print(ratings_text(rated, config.tz, names))
     titles = {"staff": "按人员 by staff", "window": "按窗口 by window", "day": "按日 by day",
@@ -143,43 +131,19 @@ def _ratings(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     return 0
 
 
-def _stats(table: dict[str, Any]) -> dict[str, Any]:
-    return {key: {"counts": {str(k): v for k, v in s.counts.items()}, "total": s.total,
-                  "satisfied": s.satisfied, "rate_permille": s.rate_permille, "flagged": s.flagged}
-            for key, s in table.items()}
-
-
 def _away(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
-    hall = hall_day(config, store, args.date, _now(store))
-    periods = hall.periods
-    schedule = schedule_of(config, store)
-    owners = DeskOwners(config.roster(), Presence(hall.attendance, schedule, config.tz))
-    owner = {p.start_event: owners.of(p.window, p.desk, p.start) for p in periods}
-    items = [{"window": p.window, "desk": p.desk, "staff": owner[p.start_event], "state": p.state,
-              "reason": p.reason,
-              "start": format_ts(p.start),
-              "declared_return": format_ts(p.declared_return) if p.declared_return else None,
-              "actual_return": format_ts(p.actual_return) if p.actual_return else None}
-             for p in periods]
+    items = away_object(config, store, args.date, _now(store))
     if args.json:
         print(json.dumps(items, ensure_ascii=False, indent=1))
         return 0
+    periods = hall_day(config, store, args.date, _now(store)).periods
+    owner = {p.start_event: item["staff"] for p, item in zip(periods, items, strict=True)}
     print(away_text(periods, config.tz, owner, Names.of(config)))
     return 0
 
 
 def _findings(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
-    now = min(_now(store), end_of(args.date, config))
-    found = day_findings(config, store, args.date, now)
-    computed = {finding_key(f) for f in found}
-    for entry in store.entries("finding"):  # what only the live scheduler saw (devices offline)
-        logged = entry.data
-        start = datetime.fromisoformat(str(logged["start"]))
-        if entry.ref not in computed and start.astimezone(config.tz).date() == args.date:
-            found.append(Finding(str(logged["kind"]), logged.get("window"), logged.get("staff"),  # type: ignore[arg-type]
-                                 start, None, dict(logged.get("detail") or {}),  # type: ignore[arg-type]
-                                 tuple(logged.get("sources") or ())))  # type: ignore[arg-type]
-    found.sort(key=lambda f: (f.start, f.kind))
+    found = day_findings_logged(config, store, args.date, _now(store))
     if args.json:
         print(json.dumps([finding_data(f) for f in found], ensure_ascii=False, indent=1))
         return 0
@@ -190,27 +154,16 @@ def _findings(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
 def _cases(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     now = _now(store)
     if args.cases_command == "close":
-        case = find_case(config, store, args.case, now)
-        if case is None:
-            raise ValueError(f"no open case {args.case!r}")
-        if case.closed_at is not None:
-            raise ValueError(f"case {args.case} was already closed by {case.closed_by}")
-        entry = store.append(CLOSURE_KIND, {"case": args.case, "closed_at": format_ts(now),
-                                            "closed_by": args.by, "result": args.result,
-                                            "note": args.note}, ref=args.case)
-        print(f"已办结 case {args.case} closed by {args.by}: {args.result} (log entry #{entry.seq})")
+        seq = close_case(config, store, args.case, args.by, args.result, args.note)
+        print(f"已办结 case {args.case} closed by {args.by}: {args.result} (log entry #{seq})")
+        return 0
+    if args.json:
+        print(json.dumps(cases_object(config, store, args.since, args.until, now),
+                         ensure_ascii=False, indent=1))
         return 0
     today = now.astimezone(config.tz).date()
     found = cases(config, store, args.since or today.replace(day=1), args.until or today, now)
     overdue_ids = {c.id for c in found if c.closed_at is None and c.deadline < today}
-    if args.json:
-        print(json.dumps([{"id": c.id, "window": c.window, "staff": c.staff, "level": c.level,
-                           "opened_at": format_ts(c.opened_at), "deadline": c.deadline.isoformat(),
-                           "closed_at": format_ts(c.closed_at) if c.closed_at else None,
-                           "closed_by": c.closed_by, "result": c.result, "note": c.note,
-                           "closed_by_appeal": c.by_appeal, "overdue": c.id in overdue_ids}
-                          for c in found], ensure_ascii=False, indent=1))
-        return 0
     print(cases_text(found, overdue_ids, config.tz, Names.of(config)))
     return 0
 

@@ -258,6 +258,34 @@ class ReportsConfig(_Section):
                                "the last one (with those tied with it); 0 marks none")
 
 
+class WebConfig(_Section):
+    """The web console (hub/web/): off unless `listen` is set."""
+
+    listen: str = Field("", description='host:port the console serves on, e.g. "127.0.0.1:8080"; '
+                                        'empty: `hall-hub run` serves no console')
+    session_hours: float = Field(8, gt=0, le=24 * 7, description="a login lasts this long")
+    login_failures: int = Field(5, ge=1, le=100, description="failed logins per name and address "
+                                                             "within login_window_minutes before 429")
+    login_window_minutes: int = Field(5, ge=1, le=24 * 60)
+    secure_cookie: bool = Field(False, description="mark the session cookie Secure (behind an https "
+                                                   "reverse proxy)")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        if value == "":
+            return value
+        host, colon, port = value.rpartition(":")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError('must be host:port, e.g. "127.0.0.1:8080", or empty for no console')
+        return value
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class HubConfig(_Section):
     hall: Name
     timezone: str = "Asia/Shanghai"
@@ -277,6 +305,7 @@ class HubConfig(_Section):
     alerts: AlertsConfig = AlertsConfig()
     reports: ReportsConfig = Field(default_factory=ReportsConfig, validate_default=True)
     face: FaceConfig = FaceConfig()
+    web: WebConfig = WebConfig()
 
     @field_validator("timezone")
     @classmethod

@@ -36,6 +36,10 @@ LOG_KINDS: dict[str, str] = {
     "rating_appeal": "评价申诉",
     "appeal_decision": "申诉裁定",
     "personal_view": "个人信息查看",
+    "user_add": "用户添加",
+    "user_disable": "用户停用",
+    "token_issue": "令牌签发",
+    "token_revoke": "令牌撤销",
 }
 
 

@@ -1,7 +1,7 @@
 """The hall's day as inspectors read it: stored events run through the pure rules.
 
-Everything here reads the store and calls pure functions; nothing is written except by the callers
-(the scheduler appends findings, `cases close` appends closures).
+Everything here reads the store and calls pure functions; the one write is `close_case` (what
+`cases close` and the console call); the scheduler appends findings itself.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from hub.rules.extended import extended_service
 from hub.rules.presence import Presence
 from hub.rules.ratings import Rating, RatingPolicy, attribute, rating_findings
 from hub.store.store import Store
-from wire.envelope import parse_ts
+from wire.envelope import format_ts, parse_ts
 from wire.faces import MATCH_BELOW
 
 CLOSURE_KIND = "case_closed"
@@ -129,6 +129,23 @@ def find_case(config: HubConfig, store: Store, wanted: str, now: datetime) -> Ca
             day = event.ts.astimezone(config.tz).date()
             return next((c for c in cases(config, store, day, day, now) if c.id == wanted), None)
     return None
+
+
+def close_case(config: HubConfig, store: Store, case_id: str, by: str, result: str, note: str) -> int:
+    """Close an open follow-up case with its result; returns the log entry's position. Refused
+    (ValueError): an unknown or closed case, an empty name or result."""
+    if not by.strip() or not result.strip():
+        raise ValueError("closing a case needs who (--by) and the result (--result)")
+    now = store.clock.now()
+    case = find_case(config, store, case_id, now)
+    if case is None:
+        raise ValueError(f"no open case {case_id!r}")
+    if case.closed_at is not None:
+        raise ValueError(f"case {case_id} was already closed by {case.closed_by}")
+    entry = store.append(CLOSURE_KIND, {"case": case_id, "closed_at": format_ts(now),
+                                        "closed_by": by.strip(), "result": result.strip(),
+                                        "note": note}, ref=case_id)
+    return entry.seq
 
 
 def overdue_cases(config: HubConfig, store: Store, now: datetime, lookback_days: int = 60) -> list[Finding]:

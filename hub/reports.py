@@ -108,31 +108,31 @@ def _extended_by_row(extended: Iterable[ExtendedService]) -> dict[tuple[str, str
     return {(e.staff, e.date.isoformat(), e.session): e.minutes for e in extended}
 
 
+def attendance_data(rows: Sequence[SessionAttendance], config: HubConfig,
+                    extended: Iterable[ExtendedService] = ()) -> list[dict[str, object]]:
+    """The rows as JSON-able objects: `flags` lists every violation (English codes),
+    `extended_minutes` the extended service after the session's end (延时服务, 0 without; never a
+    violation)."""
+    minutes = _extended_by_row(extended)
+    return [
+        {
+            "staff": row.staff,
+            "name": row.name,
+            "date": row.date.isoformat(),
+            "session": row.session,
+            "first": row.first.astimezone(config.tz).isoformat(timespec="seconds") if row.first else None,
+            "last": row.last.astimezone(config.tz).isoformat(timespec="seconds") if row.last else None,
+            "status": row.status,
+            "flags": list(row.flags),
+            "extended_minutes": minutes.get((row.staff, row.date.isoformat(), row.session), 0),
+        }
+        for row in rows
+    ]
+
+
 def attendance_json(rows: Sequence[SessionAttendance], config: HubConfig,
                     extended: Iterable[ExtendedService] = ()) -> str:
-    """The rows as JSON: `flags` lists every violation (English codes), `extended_minutes` the
-    extended service after the session's end (延时服务, 0 without; never a violation)."""
-    minutes = _extended_by_row(extended)
-    return json.dumps(
-        [
-            {
-                "staff": row.staff,
-                "name": row.name,
-                "date": row.date.isoformat(),
-                "session": row.session,
-                "first": row.first.astimezone(config.tz).isoformat(timespec="seconds")
-                if row.first else None,
-                "last": row.last.astimezone(config.tz).isoformat(timespec="seconds")
-                if row.last else None,
-                "status": row.status,
-                "flags": list(row.flags),
-                "extended_minutes": minutes.get((row.staff, row.date.isoformat(), row.session), 0),
-            }
-            for row in rows
-        ],
-        ensure_ascii=False,
-        indent=1,
-    )
+    return json.dumps(attendance_data(rows, config, extended), ensure_ascii=False, indent=1)
 
 
 def attendance_table(rows: Sequence[SessionAttendance], config: HubConfig,

@@ -96,7 +96,28 @@ snapshots = Table(
     Column("received_at", _TS, nullable=False),
     Index("ix_snapshots_taken", "taken_utc"),
 )
-OPTIONAL_TABLES = frozenset({"snapshots"})  # added later: an older store gets them when opened
+
+# Console users and their API tokens (hub/store/users.py). Insert-only like the rest: a user is
+# disabled and a token revoked by a log entry (user_disable, token_revoke), never by changing a row;
+# a row counts only with its verified log entry (user_add, token_issue), which holds no secret.
+users = Table(
+    "users",
+    metadata,
+    Column("name", _NAME, primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("staff", _NAME, nullable=True),
+    Column("password", String(200), nullable=False),  # scrypt$n$r$p$salt$hash (base64)
+    Column("created_at", _TS, nullable=False),
+)
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(16), primary_key=True),  # shown by `user list`, names it for revoking
+    Column("user", _NAME, nullable=False),
+    Column("sha256", String(64), nullable=False, unique=True),  # of the token; the token itself is never kept
+    Column("issued_at", _TS, nullable=False),
+)
+OPTIONAL_TABLES = frozenset({"snapshots", "users", "tokens"})  # added later: an older store gets them
 
 leaves = Table(
     "leaves",

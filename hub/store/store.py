@@ -168,9 +168,10 @@ class Store:
             chain.write(conn)
         return entry
 
-    def add_leave(self, leave: Leave) -> AuditEntry:
+    def add_leave(self, leave: Leave, recorded_by: str | None = None) -> AuditEntry:
         """The leave row and its log entry (the row with its id), in one transaction. The leave's
-        range is the entry's content, never its position in time."""
+        range is the entry's content, never its position in time. `recorded_by`: the console user who
+        recorded it, in the entry only (`by`)."""
         with self._writing() as conn:
             chain = Chain.after_last(conn, self.clock, self.clock_policy)
             row = {
@@ -183,7 +184,8 @@ class Store:
             }
             leave_id = conn.execute(insert(leaves), [row]).inserted_primary_key
             row = {"id": int(leave_id[0]) if leave_id else 0, **row}
-            entry = chain.add("leave", row, leave.staff)
+            entry = chain.add("leave", row if recorded_by is None else {**row, "by": recorded_by},
+                              leave.staff)
             chain.write(conn)
         return entry
 

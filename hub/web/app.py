@@ -1,0 +1,80 @@
+"""The console's FastAPI application: `create_app(config, store)`.
+
+Structure (README "Web console"): one router per page group (hub/web/pages.py: login, logout, home;
+hub/web/api.py: `/api/v1/`), each route naming its right with `Depends(require(Right.X))`
+(hub/web/auth.py, rights in hub/web/rights.py), pages rendered from hub/web/templates/ through
+hub/web/templating.py. Static files (hub/web/static/, vendored assets under static/vendor/) are
+served by the hub itself: nothing is loaded from another host.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.responses import Response as StarletteResponse
+
+from hub.config import HubConfig
+from hub.store.store import Store
+from hub.web import api, pages
+from hub.web.auth import LoginLimiter, NotLoggedIn, Sessions, WebHub
+from hub.web.templating import STATIC_DIR, render
+
+# What every response carries: no framing, no sniffing, no referrer, scripts and styles from here only.
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+                               "form-action 'self'; base-uri 'none'",
+}
+
+
+def create_app(config: HubConfig, store: Store) -> FastAPI:
+    app = FastAPI(title=f"{config.hall} hall console", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.hub = WebHub(config, store, Sessions(config.web.session_hours),
+                           LoginLimiter(config.web.login_failures, config.web.login_window_minutes * 60))
+    app.include_router(pages.router)
+    app.include_router(api.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(BaseHTTPMiddleware, dispatch=_headers)
+    app.add_exception_handler(NotLoggedIn, _not_logged_in)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    return app
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+async def _headers(request: Request, call_next: RequestResponseEndpoint) -> StarletteResponse:
+    response = await call_next(request)
+    response.headers.update(SECURITY_HEADERS)
+    if _is_api(request) or request.url.path.startswith(("/login", "/logout")):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def _not_logged_in(request: Request, exc: NotLoggedIn) -> Response:
+    if _is_api(request):
+        return JSONResponse({"detail": exc.why}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    login = f"/login?next={quote(target)}" if request.method == "GET" else "/login"
+    return RedirectResponse(login, status_code=303)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    if _is_api(request):
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return render(request, "error.html", None, status_code=exc.status_code, status=exc.status_code,
+                  message=exc.detail)
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+    return JSONResponse({"detail": f"请求无效 invalid request: {problems}"}, status_code=422)

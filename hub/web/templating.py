@@ -1,0 +1,55 @@
+"""The console's Jinja2 templates (hub/web/templates/) and the navigation every page shows.
+
+A page renders with `render(request, "page.html", caller, **context)`: the base layout gets the
+user, their CSRF token (for every form: `<input type="hidden" name="csrf" value="{{ csrf }}">`) and
+the navigation filtered by the user's rights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from starlette.responses import Response
+
+from hub.store.users import ROLE_ZH
+from hub.web.auth import Principal
+from hub.web.rights import Right
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+
+
+@dataclass(frozen=True)
+class NavItem:
+    path: str
+    label: str
+    rights: tuple[Right, ...] = ()  # any of these; none: every logged-in user
+
+
+# The console's menu, in order. A page group adds its entry here when its router is included.
+NAV: tuple[NavItem, ...] = (
+    NavItem("/", "首页"),
+)
+
+
+def nav_for(caller: Principal | None) -> list[NavItem]:
+    if caller is None:
+        return []
+    return [item for item in NAV if not item.rights or caller.may(*item.rights)]
+
+
+def render(request: Request, template: str, caller: Principal | None, /, status_code: int = 200,
+           **context: Any) -> Response:
+    return templates.TemplateResponse(request, template, {
+        "user": caller.user if caller else None,
+        "role_zh": ROLE_ZH.get(caller.user.role, caller.user.role) if caller else None,
+        "csrf": caller.csrf if caller else "",
+        "nav": nav_for(caller),
+        "hall": request.app.state.hub.config.hall,
+        **context,
+    }, status_code=status_code)
