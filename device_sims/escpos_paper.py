@@ -126,6 +126,8 @@ class Parser:
         if len(b) < 2:
             return 0
         prefix, cmd = b[0], b[1]
+        if prefix == GS and cmd == 0x28 and len(b) < 3:
+            return 0
         if prefix == GS and cmd == 0x28 and len(b) >= 3 and b[2] == 0x6B:  # GS ( k
             if len(b) < 5:
                 return 0

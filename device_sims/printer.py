@@ -102,6 +102,8 @@ class PrinterSim:
 
     def close(self) -> None:
         self._closing.set()
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)  # wakes the accept() under way
         self._server.close()
         self.drop()
         self._thread.join(5)

@@ -272,6 +272,8 @@ class EdgeAgent:
                         next_heartbeat = self._monotonic() + self.config.heartbeat_seconds
         finally:
             stop.set()
+            if self.printers is not None:
+                self.printers.wake_all()
             for thread in threads:
                 thread.join(timeout=5)
             if self.link.state is LinkState.CONNECTED:

@@ -150,6 +150,11 @@ class Printers:
             log.info("print job %s queued for %s (%d line(s))", job.id, job.unit, len(job.lines))
         self._wake[job.unit].set()
 
+    def wake_all(self) -> None:
+        """Wake every printer thread (to see that `stop` is set)."""
+        for event in self._wake.values():
+            event.set()
+
     def run_unit(self, unit: PrinterUnit, stop: threading.Event) -> None:
         _UnitWorker(self, unit, self._make_driver(unit), stop).run()
 
