@@ -129,7 +129,8 @@ def _add_printer_parser(devices: argparse._SubParsersAction[argparse.ArgumentPar
     printer.add_argument("--port", type=int, default=9100, help="TCP port (default 9100; 0: a free one)")
     printer.add_argument("--columns", type=int, choices=[32, 42, 48], default=48,
                          help="characters per line: 32 for 58 mm paper, 48 for 80 mm (default)")
-    printer.add_argument("--paper-out-after", type=int, metavar="N", help="the paper runs out after N receipts")
+    printer.add_argument("--paper-out-after", type=int, metavar="N",
+                         help="the paper runs out after N receipts")
     printer.add_argument("--script", type=Path, help="timed steps: SECONDS paper_out|paper_in|paper_low|"
                                                      "paper_ok|cover_open|cover_close|offline|online|drop")
     printer.add_argument("--out", type=Path, default=Path("var/printer"),

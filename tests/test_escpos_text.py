@@ -11,7 +11,16 @@ from edge_agent.drivers.escpos.connection import (
     UsbConnection,
     parse_connection,
 )
-from edge_agent.drivers.escpos.receipt import REPRINT_MARK, Cut, JobError, PrintJob, Qr, Raw, job_from_body, layout
+from edge_agent.drivers.escpos.receipt import (
+    REPRINT_MARK,
+    Cut,
+    JobError,
+    PrintJob,
+    Qr,
+    Raw,
+    job_from_body,
+    layout,
+)
 from edge_agent.drivers.escpos.status import PrinterStatus, StatusError, decode
 from edge_agent.drivers.escpos.text import center, chinese_line, encode, printable, rule, width, wrap
 

@@ -60,8 +60,8 @@ def unit_for(sim: PrinterSim, columns: int = 32) -> PrinterUnit:
 
 
 def body(n: int, qr: str | None = None) -> dict[str, object]:
-    return {"unit": "p1", "title": f"测试回执 {n}", "lines": [f"编号：T-{n:03d}", "评价：★★★★★", "金额：¥12.50",
-                                                            "─" * 16], "qr": qr, "cut": True}
+    lines = [f"编号：T-{n:03d}", "评价：★★★★★", "金额：¥12.50", "─" * 16]
+    return {"unit": "p1", "title": f"测试回执 {n}", "lines": lines, "qr": qr, "cut": True}
 
 
 def decoded(png: Path) -> list[str]:
@@ -79,8 +79,8 @@ def test_jobs_print_in_order_and_are_acknowledged_after_printing(tmp_path: Path)
         assert printers.queue.count() == 0
         texts = [(tmp_path / "paper" / f"receipt-00{n}.txt").read_text(encoding="utf-8") for n in (1, 2, 3)]
         for n, text in enumerate(texts, 1):
-            assert text.splitlines() == [" " * 11 + f"测试回执 {n}", "─" * 16, f"编号：T-{n:03d}", "评价：★★★★★",
-                                         "金额：￥12.50", "─" * 16, f"[二维码 QR] T-{n:03d}"]
+            assert text.splitlines() == [" " * 11 + f"测试回执 {n}", "─" * 16, f"编号：T-{n:03d}",
+                                         "评价：★★★★★", "金额：￥12.50", "─" * 16, f"[二维码 QR] T-{n:03d}"]
             assert decoded(tmp_path / "paper" / f"receipt-00{n}.png") == [f"T-{n:03d}"]
         assert sim.unknown == 0 and box.faults == []
 
