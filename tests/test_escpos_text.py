@@ -82,6 +82,8 @@ def test_layout_of_a_job() -> None:
     assert "投诉回执".encode("gb18030") in parts[0].data and ("─" * 16).encode("gb18030") in parts[0].data
     assert Qr("C1") in parts and isinstance(parts[-1], Cut)
     assert REPRINT_MARK.split()[0][1:].encode("gb18030") in layout(job, 32, True, reprint=True)[0].data
+    ruled = layout(PrintJob("j2", "p", "", ("─",)), 48, cutter=True)[0]
+    assert isinstance(ruled, Raw) and ruled.data.count("─".encode("gb18030")) == 24  # a rule fills the paper
     no_cutter = layout(job, 32, cutter=False)
     assert not any(isinstance(p, Cut) for p in no_cutter) and no_cutter[-1] == Raw(b"\n" * 4)
 

@@ -115,7 +115,7 @@ def test_a_job_cut_off_in_the_middle_is_printed_again_whole(tmp_path: Path) -> N
         assert [line.strip() for line in fragment.lines() if line] == ["测试回执 1"]  # cut off, then cut
         lines = [line.strip() for line in whole.lines() if line]
         assert lines == ["【重打 REPRINT】", "测试回执 1", "─" * 24, "编号：T-001", "评价：★★★★★",
-                         "金额：￥12.50", "─" * 16]
+                         "金额：￥12.50", "─" * 24]  # a rule line fills 48 columns
         assert "printer_offline" in box.codes()
 
 

@@ -83,8 +83,9 @@ def job_from_body(job_id: str, body: dict[str, object]) -> PrintJob:
 
 def layout(job: PrintJob, columns: int, cutter: bool, reprint: bool = False) -> list[Part]:
     """The parts of one job: title (bold, double height, centred), a rule, the lines wrapped at
-    `columns`, the QR code centred, then a cut (or paper fed when there is no cutter or the job
-    says cut=false). A reprint starts with the 重打 mark."""
+    `columns` (a line of "─" alone becomes a rule as wide as the paper), the QR code centred, then
+    a cut (or paper fed when there is no cutter or the job says cut=false). A reprint starts with
+    the 重打 mark."""
     out = bytearray(ESC_INIT)
     if reprint:
         out += ALIGN_LEFT + BOLD_ON + chinese_line(center(REPRINT_MARK, columns)) + BOLD_OFF
@@ -95,6 +96,9 @@ def layout(job: PrintJob, columns: int, cutter: bool, reprint: bool = False) -> 
         out += chinese_line(rule(columns))
     out += ALIGN_LEFT
     for line in job.lines:
+        if line and set(line) == {"─"}:  # a rule: as wide as the paper (PROTOCOL.md 2.8)
+            out += chinese_line(rule(columns))
+            continue
         out += b"".join(chinese_line(part) for part in wrap(line, columns))
     parts: list[Part] = [Raw(bytes(out))]
     if job.qr:
