@@ -162,6 +162,9 @@ class PrinterUnit(_Section):
                                                           "paper, 48 on 80 mm (42 on some 80 mm models)")
     profile: str | None = Field(None, description="a python-escpos printer profile, e.g. TM-T88V")
     cutter: bool = Field(True, description="the printer has an auto-cutter (else paper is fed)")
+    answers_status: bool = Field(True, description="the printer answers DLE EOT status requests; false "
+                                 "(some network interfaces never answer): it is taken as ready, paper "
+                                 "faults are not seen, and a job is acked once sent whole")
 
     @field_validator("connection")
     @classmethod

@@ -123,7 +123,8 @@ MakeDriver = Callable[[PrinterUnit], EscposDriver]
 
 
 def escpos_driver(unit: PrinterUnit) -> EscposDriver:
-    return EscposDriver(unit.id, escpos_opener(parse_connection(unit.connection), unit.profile))
+    return EscposDriver(unit.id, escpos_opener(parse_connection(unit.connection), unit.profile),
+                        answers_status=unit.answers_status)
 
 
 class Printers:

@@ -146,3 +146,14 @@ def test_a_bad_job_is_refused_at_once(tmp_path: Path) -> None:
         with pytest.raises(JobError, match="lines"):
             printers.submit("job-2", {**body(1), "lines": "不是列表"})
         assert printers.queue.count() == 0
+
+
+def test_a_printer_that_never_answers_status_can_be_declared(tmp_path: Path) -> None:
+    box = Box()
+    with PrinterSim(tmp_path / "paper") as sim:
+        unit = PrinterUnit(id="p1", kind="printer", connection=sim.url, columns=32, answers_status=False)
+        with printing(tmp_path / "outbox.db", unit, box) as printers:
+            printers.submit("job-1", body(1))
+            wait_for(lambda: box.acks, 20, "the ack")
+        assert box.acks == [("job-1", True, None)] and len(sim.receipts) == 1
+        assert sim.status_requests == 0
