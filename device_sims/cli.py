@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     bus.set_defaults(run=_run_bus)
 
     _add_camera_parser(devices)
+    _add_printer_parser(devices)
 
     demo = devices.add_parser("demo", help="a whole simulated hall morning: hub, edge agent, card reader")
     demo.add_argument("--workdir", default="var/demo", help="where the demo keeps its files")
@@ -120,6 +121,45 @@ def _add_camera_parser(devices: argparse._SubParsersAction[argparse.ArgumentPars
     )
     cam.add_argument("--loop", action="store_true", help="play again and again until interrupted")
     cam.set_defaults(run=_run_camera)
+
+
+def _add_printer_parser(devices: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    printer = devices.add_parser("printer", help="ESC/POS receipt printer on a TCP port of 127.0.0.1 "
+                                                 "(prints READY tcp://127.0.0.1:PORT)")
+    printer.add_argument("--port", type=int, default=9100, help="TCP port (default 9100; 0: a free one)")
+    printer.add_argument("--columns", type=int, choices=[32, 42, 48], default=48,
+                         help="characters per line: 32 for 58 mm paper, 48 for 80 mm (default)")
+    printer.add_argument("--paper-out-after", type=int, metavar="N",
+                         help="the paper runs out after N receipts")
+    printer.add_argument("--script", type=Path, help="timed steps: SECONDS paper_out|paper_in|paper_low|"
+                                                     "paper_ok|cover_open|cover_close|offline|online|drop")
+    printer.add_argument("--out", type=Path, default=Path("var/printer"),
+                         help="where receipts are written as receipt-NNN.txt and .png (default var/printer)")
+    printer.set_defaults(run=_run_printer)
+
+
+def _run_printer(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from device_sims.printer import PrinterScriptError, PrinterSim, parse_printer_script
+
+    try:
+        steps = parse_printer_script(args.script.read_text(encoding="utf-8")) if args.script else []
+    except (OSError, PrinterScriptError) as exc:
+        raise ScriptError(f"--script: {exc}") from exc
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with PrinterSim(args.out, args.port, args.columns, args.paper_out_after) as sim:
+        print(f"READY {sim.url}", flush=True)
+        try:
+            sim.play(steps, stop)
+            while not stop.wait(1.0):
+                pass
+        finally:
+            print(f"hall-sim printer: {len(sim.receipts)} receipt(s) in {args.out}, {sim.unknown} unknown "
+                  f"command(s), {sim.lost_bytes} byte(s) lost without paper", file=sys.stderr)
+    return 0
 
 
 def _frame_size(text: str) -> tuple[int, int]:

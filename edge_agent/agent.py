@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from edge_agent import __version__
-from edge_agent.config import BusUnit, EdgeConfig, FaceUnit
+from edge_agent.config import BusUnit, EdgeConfig, FaceUnit, PrinterUnit
 from edge_agent.drivers import DRIVERS, ButtonBusDriver, OpenTransport, UnitConfig, open_serial
 from edge_agent.drivers.faults import RecordError
 from edge_agent.entrance import Entrance, card_owner
-from edge_agent.inbound import HubMessages
+from edge_agent.inbound import ANSWER_LATER, HubMessages
 from edge_agent.link import LinkState, MqttLink
 from edge_agent.outbox import MIB, Outbox, OutboxError, RefusedWrites, Sweep
+from edge_agent.printing import Printers, PrintQueue
 from edge_agent.readings import ButtonPress, CardRead, DeviceError, DeviceHello, Reading, UnitFault
 from edge_agent.state import StateSealer
 from edge_agent.window import WindowBoxes
@@ -124,6 +125,8 @@ class EdgeAgent:
             on_connected=self._connected,
             will_payload=functools.partial(self._state_payload, online=False),  # sealed per session
         )
+        self.printers = Printers(PrintQueue(self.outbox.path), config.printer_units(), self._ack_job,
+                                 self._report, self._set_unit) if config.printer_units() else None
         self._refused = RefusedWrites()
         self._strict = threading.local()  # `on` while `record` runs: a refused write raises RecordError
         self._ready = threading.Event()
@@ -236,8 +239,12 @@ class EdgeAgent:
     def run(self, stop: threading.Event) -> None:
         threads = []
         for unit in sorted(self.config.units, key=lambda unit: isinstance(unit, FaceUnit)):  # serial first
-            target = functools.partial(
-                self._run_camera if isinstance(unit, FaceUnit) else self._supervise_unit, unit)
+            if isinstance(unit, PrinterUnit):
+                assert self.printers is not None
+                target = functools.partial(self.printers.run_unit, unit)
+            else:
+                target = functools.partial(
+                    self._run_camera if isinstance(unit, FaceUnit) else self._supervise_unit, unit)
             threads.append(threading.Thread(target=target, args=(stop,), name=f"unit-{unit.id}"))
         self.link.start()
         for thread in threads:
@@ -265,11 +272,15 @@ class EdgeAgent:
                         next_heartbeat = self._monotonic() + self.config.heartbeat_seconds
         finally:
             stop.set()
+            if self.printers is not None:
+                self.printers.wake_all()
             for thread in threads:
                 thread.join(timeout=5)
             if self.link.state is LinkState.CONNECTED:
                 self._flush()
             self.link.close(self._state_payload(online=False), self._state_topic)
+            if self.printers is not None:
+                self.printers.queue.close()
             self.outbox.close()
             log.info("stopped; %s", "outbox closed")
 
@@ -400,8 +411,18 @@ class EdgeAgent:
         self._record_event("ack", {"cmd": envelope.id, "ok": ok, "error": error},
                            format_ts(self.clock.now()))
 
-    def _run_command(self, envelope: Envelope) -> None:
+    def _ack_job(self, job_id: str, ok: bool, error: str | None) -> bool:
+        """The ack of a `print` command, recorded by its printer's thread once the job printed."""
+        return self._record_event("ack", {"cmd": job_id, "ok": ok, "error": error},
+                                  format_ts(self.clock.now())) is not None
+
+    def _run_command(self, envelope: Envelope) -> str | None:
         body = envelope.body
+        if envelope.type == "print":
+            if self.printers is None:
+                raise ValueError("print: 本设备没有打印机 this box has no printer unit")
+            self.printers.submit(envelope.id, body)  # durable before anything else
+            return ANSWER_LATER
         if envelope.type == "sync":
             self._publish_state()
             self._resends.sent.clear()
@@ -425,3 +446,4 @@ class EdgeAgent:
             self.windows.show(window, display, mode, text)
         else:
             raise ValueError(f"本设备不支持命令 {envelope.type} (unsupported command)")
+        return None

@@ -151,7 +151,37 @@ class FaceUnit(_Section):
         None, gt=0, le=120, description="card+face mode: a tap waits this long for the owner's live face")
 
 
-Unit = Annotated[CardUnit | EvaluatorUnit | DeskUnit | BusUnit | FaceUnit, Field(discriminator="kind")]
+class PrinterUnit(_Section):
+    """A receipt printer (ESC/POS): 58 mm (columns = 32) or 80 mm (columns = 48)."""
+
+    id: Name
+    kind: Literal["printer"]
+    driver: Literal["escpos"] = "escpos"
+    connection: str = Field(description='tcp://HOST:9100, usb://VID:PID (hex) or serial:///dev/ttyUSB0?baud=9600')
+    columns: Literal[32, 42, 48] = Field(48, description="characters per line of the font A: 32 on 58 mm "
+                                                          "paper, 48 on 80 mm (42 on some 80 mm models)")
+    profile: str | None = Field(None, description="a python-escpos printer profile, e.g. TM-T88V")
+    cutter: bool = Field(True, description="the printer has an auto-cutter (else paper is fed)")
+    answers_status: bool = Field(True, description="the printer answers DLE EOT status requests; false "
+                                 "(some network interfaces never answer): it is taken as ready, paper "
+                                 "faults are not seen, and a job is acked once sent whole")
+
+    @field_validator("connection")
+    @classmethod
+    def _connection(cls, value: str) -> str:
+        # imported here: edge_agent.drivers imports this module
+        from edge_agent.drivers.escpos.connection import parse_connection
+
+        parse_connection(value)  # raises ValueError naming the forms
+        return value
+
+    @property
+    def port(self) -> str:
+        return self.connection
+
+
+Unit = Annotated[CardUnit | EvaluatorUnit | DeskUnit | BusUnit | FaceUnit | PrinterUnit,
+                 Field(discriminator="kind")]
 
 
 class WindowSettings(_Section):
@@ -208,6 +238,9 @@ class EdgeConfig(_Section):
         if sum(isinstance(unit, FaceUnit) for unit in self.units) > 1:
             raise ValueError("units: one face unit per edge agent")
         return self
+
+    def printer_units(self) -> list[PrinterUnit]:
+        return [unit for unit in self.units if isinstance(unit, PrinterUnit)]
 
     def face_unit(self) -> FaceUnit | None:
         return next((unit for unit in self.units if isinstance(unit, FaceUnit)), None)

@@ -25,7 +25,10 @@ from wire.faces import Gallery
 log = logging.getLogger(__name__)
 MAX_INBOUND_BYTES = 8 * 1024 * 1024  # the roster with a large face gallery stays well below this
 
-RunCommand = Callable[[Envelope], None]  # runs one command, raises to answer ok=false
+# Runs one command; raises to answer ok=false; returns ANSWER_LATER when whoever took the command
+# records its ack later (a print job, once printed: PROTOCOL.md 2.8).
+RunCommand = Callable[[Envelope], "str | None"]
+ANSWER_LATER = "answer later"
 Answer = Callable[[Envelope, bool, str | None], None]  # records the `ack` of a command
 
 
@@ -115,7 +118,8 @@ class HubMessages:
         self._seen_commands.add(envelope.id)
         ok, error = True, None
         try:
-            self._run_command(envelope)
+            if self._run_command(envelope) == ANSWER_LATER:
+                return
         except Exception as exc:  # answered, not raised: the hub reads why in the ack
             ok, error = False, (str(exc) or type(exc).__name__)[:300]
             self.rejected["bad_command"] += 1

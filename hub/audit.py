@@ -72,6 +72,20 @@ def verify_log(store: Store, device_keys: Mapping[str, str]) -> VerifyReport:
     return VerifyReport(ok=False, entries=entries, first_bad=first_bad, problem=problem)
 
 
+def head_problem(store: Store, head: str) -> str | None:
+    """`N:HASH` (a head printed on a monthly notice) against the log: None when entry N has that
+    hash (with `verify_log`, the N entries up to it are as they were then), else what is wrong."""
+    count, _, expected = head.partition(":")
+    if not count.isdigit() or int(count) < 1 or len(expected) != 64:
+        raise ValueError(f"--head {head!r}: give N:HASH, the entry count and 64 hex characters")
+    entry = next(store.audit(after_seq=int(count) - 1, limit=1), None)
+    if entry is None or entry.seq != int(count):
+        return f"the log has no entry {count}: it holds fewer entries than the printed head says"
+    if entry.hash != expected.lower():
+        return f"entry {count} has hash {entry.hash}, not the printed {expected}"
+    return None
+
+
 class _Checker:
     def __init__(self, keys: Mapping[str, PublicKey]) -> None:
         self.keys = keys

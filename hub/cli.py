@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from hub import cli_broker, cli_complaints, cli_staff, cli_users, cli_window
 from hub import config as hub_config
 from hub.api_objects import attendance_object, log_object
-from hub.audit import render_entry, verify_log
+from hub.audit import head_problem, render_entry, verify_log
 from hub.config import HubConfig
 from hub.domain import LOG_KINDS
 from hub.hall import hall_day
@@ -62,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--kind", choices=sorted(LOG_KINDS), metavar="KIND",
                       help="only entries of this kind: " + ", ".join(sorted(LOG_KINDS)))
     show.add_argument("--after", type=int, default=0, help="entries after this position")
-    with_config(log_sub.add_parser("verify", help="re-check the chain and every signature"))
+    verify = with_config(log_sub.add_parser("verify", help="re-check the chain and every signature"))
+    verify.add_argument("--head", metavar="N:HASH", help="also check that entry N still has this hash "
+                                                         "(the head printed on a monthly notice)")
 
     leave = sub.add_parser("leave", help="请假 approved leave")
     leave_sub = leave.add_subparsers(dest="leave_command", required=True)
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _signs(args: argparse.Namespace) -> bool:
     """Whether the command signs as the hub (or checks the config): only those read the private key."""
-    return (args.command in ("run", "send", "check")
+    return (args.command in ("run", "send", "check") or getattr(args, "print_on", None)
             or (getattr(args, "staff_command", None) in ("enroll", "revoke") and not args.no_publish))
 
 
@@ -198,6 +200,12 @@ def _attendance(args: argparse.Namespace, config: HubConfig, store: Store) -> in
 def _log(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     if args.log_command == "verify":
         report = verify_log(store, config.device_keys())
+        if report.ok and args.head:
+            problem = head_problem(store, args.head)
+            if problem is not None:
+                print(f"日志校验失败 log verification FAILED: {problem}", file=sys.stderr)
+                return 1
+            print(f"链头相符 head {args.head} is entry {args.head.partition(':')[0]} of the log")
         if report.ok:
             print(f"日志完整 log verified: {report.entries} entries, chain and signatures hold")
             return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from hub.api_objects import complaint_json
 from hub.complaints import NewComplaint, add_complaint, close_complaint, complaint_contacts, complaints_in
 from hub.config import HubConfig
+from hub.receipts import Target, ack_text, complaint_receipt, print_on
 from hub.store.store import Store
 from hub.views import Names, complaint_state, complaints_text
 from wire.envelope import format_ts
@@ -33,6 +35,9 @@ def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argp
     add.add_argument("--text", required=True, help="what the complaint says")
     add.add_argument("--contact", help="the complainant's contact: personal data, never printed")
     add.add_argument("--json", action="store_true")
+    add.add_argument("--print", dest="print_on", metavar="DEVICE:UNIT",
+                     help="投诉回执 print the complainant's receipt on this box's printer")
+    add.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the print ack")
     listing = with_config(complaints_sub.add_parser("list", help="the register, overdue ones marked"))
     listing.add_argument("--open", action="store_true", help="only complaints not yet answered")
     listing.add_argument("--from", dest="since", type=date.fromisoformat, help="registered on or after")
@@ -53,6 +58,7 @@ def _complaints(args: argparse.Namespace, config: HubConfig, store: Store) -> in
     if args.complaints_command == "add":
         new = NewComplaint(args.kind, args.window, args.by, args.text, staff=args.staff,
                            rating=args.rating, contact=args.contact)
+        target = Target.parse(args.print_on) if args.print_on else None  # a typo fails before registering
         done = add_complaint(config, store, new)
         if args.json:
             print(json.dumps({"id": done.id, "kind": done.kind, "window": done.window, "staff": done.staff,
@@ -61,6 +67,11 @@ def _complaints(args: argparse.Namespace, config: HubConfig, store: Store) -> in
             who = f" {names(done.staff)}" if done.staff else ""
             print(f"已登记投诉 complaint {done.id} registered: 窗口{done.window}{who}, "
                   f"答复期限 due {done.due.astimezone(config.tz):%Y-%m-%d %H:%M}")
+        if target is not None:
+            command_id, ack = print_on(config, store, target, complaint_receipt(config, done, ""), args.wait)
+            said, status = ack_text(command_id, ack)
+            print(said, file=sys.stderr if args.json else sys.stdout)
+            return status
         return 0
     if args.complaints_command == "close":
         done = close_complaint(store, args.id, args.by, args.result)

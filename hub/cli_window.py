@@ -18,6 +18,8 @@ from hub.config import HubConfig
 from hub.hall import cases, close_case, hall_day, month_days
 from hub.month_summary import summarize
 from hub.monthly import summary_json, summary_text, write_summary
+from hub.receipts import Target, ack_text, month_receipt, print_on
+from hub.receipts import body as receipt_body
 from hub.rules.ratings import by_day, by_month, by_staff, by_window, statistics
 from hub.scheduler import finding_data
 from hub.store.store import Store
@@ -77,9 +79,12 @@ def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argp
     month.add_argument("--month", required=True, help="YYYY-MM")
     month.add_argument("--out", help="a directory: write the CSV and XLSX files there too")
     month.add_argument("--json", action="store_true", help="print one JSON object (file paths go to stderr)")
+    month.add_argument("--print", dest="print_on", metavar="DEVICE:UNIT",
+                       help="月度公示 print the ranking and the log's head for the notice board")
+    month.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the print ack")
 
     send_cmd = with_config(sub.add_parser("send", help="send a command to an edge box"))
-    send_cmd.add_argument("name", choices=["invite", "show", "sync"])
+    send_cmd.add_argument("name", choices=["invite", "show", "sync", "print"])
     send_cmd.add_argument("--device", required=True)
     send_cmd.add_argument("--window")
     send_cmd.add_argument("--seconds", type=int, default=10)
@@ -87,6 +92,11 @@ def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argp
     send_cmd.add_argument("--display", choices=["evaluator", "desk"], default="evaluator")
     send_cmd.add_argument("--mode", type=int, default=0)
     send_cmd.add_argument("--text", default="")
+    send_cmd.add_argument("--unit", help="print: the printer unit on the box")
+    send_cmd.add_argument("--title", default="", help="print: the receipt's title")
+    send_cmd.add_argument("--line", action="append", default=[], help="print: a line (repeatable)")
+    send_cmd.add_argument("--qr", help="print: a QR code of this text")
+    send_cmd.add_argument("--cut", action="store_true", help="print: cut the paper after the job")
     send_cmd.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the ack")
     return {"ratings": _ratings, "away": _away, "findings": _findings, "cases": _cases,
             "report": _report, "send": _send}
@@ -175,6 +185,13 @@ def _report(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
         raise ValueError(f"--month {args.month!r}: give YYYY-MM") from exc
     summary = summarize(config, store, args.month, _now(store))
     paths = write_summary(summary, Path(args.out)) if args.out else []
+    if args.print_on:
+        command_id, ack = print_on(config, store, Target.parse(args.print_on),
+                                   month_receipt(summary, ""), args.wait)
+        said, status = ack_text(command_id, ack)
+        print(said, file=sys.stderr)
+        if status:
+            return status
     if args.json:
         print(json.dumps(summary_json(summary), ensure_ascii=False, indent=1))
         for path in paths:
@@ -192,6 +209,10 @@ def _send(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
         body = {"window": args.window, "seconds": args.seconds, "ticket": args.ticket}
     elif args.name == "show":
         body = {"window": args.window, "display": args.display, "mode": args.mode, "text": args.text}
+    elif args.name == "print":
+        if not args.unit:
+            raise ValueError("send print: give --unit, the printer unit on the box")
+        body = receipt_body(args.unit, args.title, args.line, qr=args.qr, cut=args.cut)
     else:
         body = {}
     command_id = send(config, store.clock, args.device, args.name, body)

@@ -235,6 +235,7 @@ class ComplaintsConfig(_Section):
                                                           "(due at the end of the last one)")
     oral_days: int = Field(0, ge=0, le=5, description="working days to answer an oral complaint: 0 the "
                                                       "same working day, 1 the next (当日或次日)")
+    phone: str = Field("", max_length=40, description="the hall's phone printed on complaint receipts")
 
 
 class AlertsConfig(_Section):
