@@ -28,6 +28,11 @@ COLOURS = {  # background (hex RGB), shared by the console's CSS legend and the 
 }
 
 
+# One character per status, for a sheet that fits a month on an office screen (the legend says them).
+STATUS_SHORT = {"on_time": "正", "late": "迟", "early_leave": "退", "missing_leave_punch": "未",
+                "absent": "旷", "leave": "假", "pending": "…", "holiday": "休", "not_live": "—"}
+
+
 @dataclass(frozen=True)
 class SheetRow:
     staff: str
@@ -54,6 +59,12 @@ def session_text(row: SessionAttendance) -> str:
     flags = [ATTENDANCE_FLAG_ZH[f] for f in row.flags if f != row.status]
     extra = f"({'、'.join(flags)})" if flags else ""
     return f"{row.session} {STATUS_ZH.get(row.status, row.status)}{extra}"
+
+
+def session_short(row: SessionAttendance) -> str:
+    """`上正` or `下迟退`: the session's first character, its status, its other flags."""
+    flags = "".join(STATUS_SHORT[f] for f in row.flags if f != row.status)
+    return f"{row.session[:1]}{STATUS_SHORT.get(row.status, '?')}{flags}"
 
 
 def cell_text(sessions: Sequence[SessionAttendance]) -> str:

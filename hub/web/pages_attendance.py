@@ -12,11 +12,13 @@ from fastapi.responses import Response
 from hub.attendance_sheet import (
     COLOURS,
     SEVERITY,
+    STATUS_SHORT,
     cell_text,
     csv_bytes,
     day_rows,
     day_table,
     month_sheet,
+    session_short,
     sheet_fills,
     sheet_table,
     worst,
@@ -61,7 +63,8 @@ def month_view(request: Request, caller: Reader, month: MonthQuery = None,
     legend = [(status, STATUS_ZH.get(status, status)) for status in SEVERITY if status != "not_live"]
     return render(request, "attendance_month.html", caller, title="考勤 · 月表", sheet=sheet, month=chosen,
                   window=blank(window) or "", windows=windows_of(request), legend=legend, colours=COLOURS,
-                  worst=worst, cell_text=cell_text, today=today_of(request))
+                  worst=worst, cell_text=cell_text, short=session_short, codes=STATUS_SHORT,
+                  today=today_of(request))
 
 
 @router.get("/attendance/month/export")
