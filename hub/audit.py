@@ -86,6 +86,27 @@ def head_problem(store: Store, head: str) -> str | None:
     return None
 
 
+def signature_problem(raw: bytes, keys: Mapping[str, PublicKey]) -> str | None:
+    """Why an event's signed bytes do not hold against its device's key, or None when they do."""
+    try:
+        envelope = parse(raw)
+    except WireError as exc:
+        return f"原始报文无法解析 the raw bytes do not parse ({exc.reason})"
+    key = keys.get(envelope.device)
+    if key is None:
+        return f"设备 {envelope.device!r} 无公钥 no known public key"
+    try:
+        verify(envelope, key)
+    except WireError:
+        return "签名无效 the signature does not verify"
+    return None
+
+
+def device_keys_of(device_keys: Mapping[str, str]) -> dict[str, PublicKey]:
+    """The devices' public keys, loaded (device id -> key hex in)."""
+    return _load_keys(device_keys)
+
+
 class _Checker:
     def __init__(self, keys: Mapping[str, PublicKey]) -> None:
         self.keys = keys

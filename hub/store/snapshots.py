@@ -58,6 +58,18 @@ def snapshot_of(store: Store, event_id: str) -> bytes | None:
     return None if row is None else bytes(row.jpeg)
 
 
+def view_snapshot(store: Store, event_id: str, viewer: str) -> bytes | None:
+    """A face punch's snapshot for a manager: the view is logged (`personal_view`) with the viewer's
+    name before the bytes are returned; None (and nothing logged) when none is kept."""
+    if not viewer.strip():
+        raise ValueError("viewing a snapshot needs the viewer's name")
+    jpeg = snapshot_of(store, event_id)
+    if jpeg is not None:
+        store.append("personal_view", {"viewer": viewer.strip(), "what": "face_snapshot", "ids": [event_id]},
+                     ref=viewer.strip()[:64])
+    return jpeg
+
+
 def purge_snapshots(store: Store, before: datetime, keep_days: int) -> AuditEntry | None:
     """Remove the snapshots taken before `before`; None when there were none. The log entry comes
     first: a purge that fails after it is done again by the next one, never done unlogged."""

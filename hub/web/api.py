@@ -188,7 +188,7 @@ def close_a_complaint(request: Request, complaint_id: str, body: CloseComplaintB
     return objects.complaint_json(done)
 
 
-def _rating_staff(request: Request, rating_id: str) -> str | None:
+def rating_staff(request: Request, rating_id: str) -> str | None:
     """The staff member a rating is attributed to (as of now), or 404 for no such rating."""
     hub = hub_of(request)
     rating = find_rating(hub.store, rating_id)
@@ -209,7 +209,7 @@ def _appeal_json(appeal: Appeal) -> Json:
 @router.post("/ratings/{rating_id}/appeal")
 def appeal(request: Request, rating_id: str, body: AppealBody,
            caller: Annotated[Principal, Depends(require(Right.APPEAL_ANY, Right.APPEAL_OWN))]) -> Json:
-    attributed_to = _rating_staff(request, rating_id)  # 404 for no such rating
+    attributed_to = rating_staff(request, rating_id)  # 404 for no such rating
     if not caller.may(Right.APPEAL_ANY) and attributed_to != caller.user.staff:
         raise HTTPException(403, "无权限 a staff account may appeal only ratings attributed to itself")
     try:

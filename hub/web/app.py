@@ -20,7 +20,7 @@ from starlette.responses import Response as StarletteResponse
 
 from hub.config import HubConfig
 from hub.store.store import Store
-from hub.web import api, pages
+from hub.web import api, pages, pages_attendance, pages_ledger, pages_ratings, pages_records
 from hub.web.auth import LoginLimiter, NotLoggedIn, Sessions, WebHub
 from hub.web.templating import STATIC_DIR, render
 
@@ -40,6 +40,10 @@ def create_app(config: HubConfig, store: Store) -> FastAPI:
                            LoginLimiter(config.web.login_failures, config.web.login_window_minutes * 60))
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.include_router(pages_attendance.router)
+    app.include_router(pages_ratings.router)
+    app.include_router(pages_ledger.router)
+    app.include_router(pages_records.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BaseHTTPMiddleware, dispatch=_headers)
     app.add_exception_handler(NotLoggedIn, _not_logged_in)  # type: ignore[arg-type]

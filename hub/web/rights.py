@@ -28,13 +28,15 @@ class Right(StrEnum):
     DECIDE_APPEAL = "decide_appeal"      # 复核 accept or reject an appeal
     MANAGE_STAFF = "manage_staff"        # face enrolment and revocation
     VIEW_CONTACTS = "view_contacts"      # complainants' contacts (each view logged)
+    VIEW_SNAPSHOTS = "view_snapshots"    # face punch snapshots (each view logged)
 
 
 _INSPECTOR = frozenset({Right.BOARD, Right.READ_ALL, Right.READ_LOG, Right.VERIFY_LOG, Right.EXPORT})
 RIGHTS: dict[Role, frozenset[Right]] = {
     "inspector": _INSPECTOR,
     "manager": _INSPECTOR | {Right.RECORD_LEAVE, Right.CLOSE_CASE, Right.CLOSE_COMPLAINT, Right.APPEAL_ANY,
-                             Right.DECIDE_APPEAL, Right.MANAGE_STAFF, Right.VIEW_CONTACTS},
+                             Right.DECIDE_APPEAL, Right.MANAGE_STAFF, Right.VIEW_CONTACTS,
+                             Right.VIEW_SNAPSHOTS},
     "staff": frozenset({Right.BOARD, Right.READ_OWN, Right.APPEAL_OWN}),
 }
 

@@ -34,6 +34,16 @@ class NavItem:
 # The console's menu, in order. A page group adds its entry here when its router is included.
 NAV: tuple[NavItem, ...] = (
     NavItem("/", "首页"),
+    NavItem("/attendance", "考勤", (Right.READ_ALL, Right.READ_OWN)),
+    NavItem("/ratings", "好差评", (Right.READ_ALL, Right.READ_OWN)),
+    NavItem("/away", "离岗", (Right.READ_ALL, Right.READ_OWN)),
+    NavItem("/findings", "发现", (Right.READ_ALL, Right.READ_OWN)),
+    NavItem("/cases", "差评整改", (Right.READ_ALL, Right.READ_OWN)),
+    NavItem("/complaints", "投诉", (Right.READ_ALL, Right.READ_OWN)),
+    NavItem("/leave", "请假", (Right.READ_ALL, Right.READ_OWN)),
+    NavItem("/log", "审计日志", (Right.READ_LOG,)),
+    NavItem("/report", "月报", (Right.EXPORT,)),
+    NavItem("/devices", "设备", (Right.READ_ALL,)),
 )
 
 
@@ -43,6 +53,10 @@ def nav_for(caller: Principal | None) -> list[NavItem]:
     return [item for item in NAV if not item.rights or caller.may(*item.rights)]
 
 
+def _may_nothing(*rights: Right) -> bool:
+    return False
+
+
 def render(request: Request, template: str, caller: Principal | None, /, status_code: int = 200,
            **context: Any) -> Response:
     return templates.TemplateResponse(request, template, {
@@ -50,6 +64,7 @@ def render(request: Request, template: str, caller: Principal | None, /, status_
         "role_zh": ROLE_ZH.get(caller.user.role, caller.user.role) if caller else None,
         "csrf": caller.csrf if caller else "",
         "nav": nav_for(caller),
+        "may": caller.may if caller else _may_nothing,
         "hall": request.app.state.hub.config.hall,
         **context,
     }, status_code=status_code)
