@@ -20,8 +20,9 @@ from starlette.responses import Response as StarletteResponse
 
 from hub.config import HubConfig
 from hub.store.store import Store
-from hub.web import api, pages
+from hub.web import api, live_pages, pages
 from hub.web.auth import LoginLimiter, NotLoggedIn, Sessions, WebHub
+from hub.web.live import POLL_S
 from hub.web.templating import STATIC_DIR, render
 
 # What every response carries: no framing, no sniffing, no referrer, scripts and styles from here only.
@@ -34,12 +35,15 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(config: HubConfig, store: Store) -> FastAPI:
+def create_app(config: HubConfig, store: Store, *, live_poll_seconds: float = POLL_S) -> FastAPI:
+    """`live_poll_seconds`: how often the live pages' feed reads the log's head (hub/web/live.py)."""
     app = FastAPI(title=f"{config.hall} hall console", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.hub = WebHub(config, store, Sessions(config.web.session_hours),
                            LoginLimiter(config.web.login_failures, config.web.login_window_minutes * 60))
+    app.state.live = live_pages.make_live(config, store, live_poll_seconds)
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.include_router(live_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BaseHTTPMiddleware, dispatch=_headers)
     app.add_exception_handler(NotLoggedIn, _not_logged_in)  # type: ignore[arg-type]

@@ -34,6 +34,7 @@ class NavItem:
 # The console's menu, in order. A page group adds its entry here when its router is included.
 NAV: tuple[NavItem, ...] = (
     NavItem("/", "首页"),
+    NavItem("/board", "大厅看板", (Right.BOARD,)),
 )
 
 
