@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +133,9 @@ def test_the_display_recovers_by_itself_after_the_hub_restarts(
         live_hall: LiveHall, browser_page: BrowserPage) -> None:
     _, display = open_pages(browser_page, live_hall.url)
     hall = live_hall.hall
-    hall.kill_hub(signal.SIGTERM)  #: the console stops with the hub
+    started = time.monotonic()
+    hall.kill_hub(signal.SIGTERM)  # the console stops with the hub, its open streams ended
+    assert hall.hub is not None and hall.hub.returncode == 0 and time.monotonic() - started < 8
     expect(display.locator(".live-status")).to_have_text("连接中断，正在重连…", timeout=LIVE_MS)
     ready = hall.ready_lines("hub")
     hall.start_hub()
