@@ -6,12 +6,19 @@ windows, each an evaluator and a desk box) run as separate processes sharing a S
 day from 08:10 to 17:45 plays in about a minute. Then it prints the day as an inspector reads it,
 with the same commands an inspector would use. The broker takes logins only: `write_configs` makes
 the passwd file and each box's password, as `hall-hub broker add-device` does, before the hub starts.
+
+The hub serves its web console (`[web] listen` on a free port): the demo adds an inspector and a
+manager account with generated passwords and prints the URL and both accounts before the day plays,
+so a person can watch the board and the public display live. From a terminal (stdin a TTY) the day
+starts after a short countdown, and when it is over `hall-hub web` keeps serving the demo's store
+(its clock at the day's end) until Ctrl-C; otherwise the demo exits as soon as the report is printed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -29,6 +36,8 @@ from wire.clock import ScaledClock, start_clock
 
 SPEED = 600.0  # one real second is ten hall minutes
 KIND = {"evaluator": 1, "desk": 2}
+ACCOUNTS = (("inspector", "inspector", "督查"), ("manager", "manager", "中心负责人"))  # name, role, 中文
+COUNTDOWN_S = 15  # from a terminal: time to open the console before the day starts
 
 
 def free_port() -> int:
@@ -57,13 +66,15 @@ def run(workdir: Path) -> int:
     face = astronaut(workdir)
     buses = {bus: PolledBusSim([ButtonBox(addr, KIND[kind]) for addr, (kind, _, _) in devices.items()])
              for bus, devices in BUSES.items()}
+    web_port = free_port()
     paths = write_configs(workdir, free_port(), reader.path, {b: sim.path for b, sim in buses.items()},
-                          camera.url)
+                          camera.url, web_port)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    interactive = sys.stdin.isatty()
 
-    def hub(*args: str) -> subprocess.CompletedProcess[str]:
+    def hub(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "hub.cli", *args, "--config", str(paths["hub"]),
-                               "--clock", clock.spec()],
+                               "--clock", clock.spec()], input=stdin,
                               capture_output=True, text=True, env=env, cwd=workdir, timeout=120)
 
     def spawn(module: str, config: Path) -> subprocess.Popen[bytes]:
@@ -73,6 +84,7 @@ def run(workdir: Path) -> int:
                                 env=env, cwd=workdir)
 
     print(f"== 模拟大厅 simulated hall, {DAY}, clock x{SPEED:.0f}; files in {workdir}", flush=True)
+    console_accounts(hub, f"http://127.0.0.1:{web_port}/")
     leave = hub("leave", "add", "--staff", "S010", "--from", DAY, "--to", DAY, "--approver", "办公室主任",
                 "--reason", "病假 sick leave")
     print(leave.stdout.strip() or leave.stderr.strip())
@@ -85,6 +97,9 @@ def run(workdir: Path) -> int:
         processes += [spawn("edge_agent.cli", paths["entrance"]), spawn("edge_agent.cli", paths["windows"])]
         for process, name in zip(processes[1:], ("entrance", "windows"), strict=True):
             wait_ready(workdir / f"{name}.log", process)
+        if interactive:
+            print(f"  (the console is up: the day starts in {COUNTDOWN_S} s)", flush=True)
+            time.sleep(COUNTDOWN_S)
         start_clock(anchor, delay=0.5)
         print("  (hub and both boxes ready; the hall clock starts)", flush=True)
         for step in script():
@@ -107,7 +122,36 @@ def run(workdir: Path) -> int:
         camera.close()
         for sim in buses.values():
             sim.close()
-    return report(hub, workdir)
+    status = report(hub, workdir)
+    if interactive:
+        serve_console(paths["hub"], workdir, env, web_port)
+    return status
+
+
+def console_accounts(hub, url: str) -> None:  # type: ignore[no-untyped-def]
+    """An inspector and a manager with generated passwords, printed with the console's URL."""
+    print(f"== 网页控制台 web console: {url}  (大厅看板 {url}board, 去向显示牌 {url}display)")
+    for name, role, role_zh in ACCOUNTS:
+        password = secrets.token_urlsafe(9)
+        added = hub("user", "add", "--name", name, "--role", role, stdin=password + "\n")
+        if added.returncode != 0:
+            raise RuntimeError(f"user add {name}: {added.stderr.strip()}")
+        print(f"   {role_zh} {role}: 用户名 user {name}  密码 password {password}")
+    print("", flush=True)
+
+
+def serve_console(config: Path, workdir: Path, env: dict[str, str], web_port: int) -> None:
+    """`hall-hub web` on the demo's store, its clock standing at the day's end, until Ctrl-C."""
+    spec = f"{end_of_day().isoformat()},speed=0"
+    process = subprocess.Popen([sys.executable, "-m", "hub.cli", "web", "--config", str(config),
+                                "--clock", spec], env=env, cwd=workdir)
+    print(f"\n== 控制台继续服务 the console keeps serving http://127.0.0.1:{web_port}/ "
+          "(the hall as it stood at 17:45); Ctrl-C to stop", flush=True)
+    try:
+        process.wait()
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGINT)
+        process.wait(30)
 
 
 def wait_ready(log: Path, process: subprocess.Popen[bytes], timeout: float = 180.0) -> None:

@@ -20,8 +20,9 @@ from starlette.responses import Response as StarletteResponse
 
 from hub.config import HubConfig
 from hub.store.store import Store
-from hub.web import api, pages, pages_attendance, pages_ledger, pages_ratings, pages_records
+from hub.web import api, live_pages, pages, pages_attendance, pages_ledger, pages_ratings, pages_records
 from hub.web.auth import LoginLimiter, NotLoggedIn, Sessions, WebHub
+from hub.web.live import POLL_S
 from hub.web.templating import STATIC_DIR, render
 
 # What every response carries: no framing, no sniffing, no referrer, scripts and styles from here only.
@@ -34,12 +35,15 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(config: HubConfig, store: Store) -> FastAPI:
+def create_app(config: HubConfig, store: Store, *, live_poll_seconds: float = POLL_S) -> FastAPI:
+    """`live_poll_seconds`: how often the live pages' feed reads the log's head (hub/web/live.py)."""
     app = FastAPI(title=f"{config.hall} hall console", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.hub = WebHub(config, store, Sessions(config.web.session_hours),
                            LoginLimiter(config.web.login_failures, config.web.login_window_minutes * 60))
+    app.state.live = live_pages.make_live(config, store, live_poll_seconds)
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.include_router(live_pages.router)
     app.include_router(pages_attendance.router)
     app.include_router(pages_ratings.router)
     app.include_router(pages_ledger.router)

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from hub.store.users import login_user
 from hub.web.auth import LOGIN_COOKIE, SESSION_COOKIE, Principal, check_csrf, hub_of, require
+from hub.web.rights import Right
 from hub.web.templating import render
 
 log = logging.getLogger(__name__)
@@ -78,4 +79,7 @@ def logout(request: Request, caller: Annotated[Principal, Depends(require())]) -
 
 @router.get("/")
 def home(request: Request, caller: Annotated[Principal, Depends(require())]) -> Response:
+    """The live board is the home page of everyone who may see it (hub/web/live_pages.py)."""
+    if caller.may(Right.BOARD):
+        return RedirectResponse("/board", status_code=303)
     return render(request, "home.html", caller)

@@ -16,6 +16,7 @@ from hub.web.app import create_app
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT_S = 15.0
+STREAMS_GRACE_S = 3.0  # open responses (live streams) get this long when the server stops
 
 
 class WebServer:
@@ -24,9 +25,10 @@ class WebServer:
     def __init__(self, config: HubConfig, store: Store) -> None:
         host, port = config.web.host_port
         self.url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
+        self.app = create_app(config, store)
         self._server = uvicorn.Server(uvicorn.Config(
-            create_app(config, store), host=host, port=port, log_level="warning", access_log=False,
-            lifespan="off", server_header=False))
+            self.app, host=host, port=port, log_level="warning", access_log=False,
+            lifespan="off", server_header=False, timeout_graceful_shutdown=STREAMS_GRACE_S))
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -54,6 +56,7 @@ class WebServer:
         self.stop()
 
     def stop(self, timeout: float = 10.0) -> None:
+        self.app.state.live.feed.close_threadsafe()  # the live streams end, so uvicorn need not wait
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout)

@@ -33,7 +33,7 @@ class NavItem:
 
 # The console's menu, in order. A page group adds its entry here when its router is included.
 NAV: tuple[NavItem, ...] = (
-    NavItem("/", "首页"),
+    NavItem("/board", "大厅看板", (Right.BOARD,)),
     NavItem("/attendance", "考勤", (Right.READ_ALL, Right.READ_OWN)),
     NavItem("/ratings", "好差评", (Right.READ_ALL, Right.READ_OWN)),
     NavItem("/away", "离岗", (Right.READ_ALL, Right.READ_OWN)),
