@@ -32,10 +32,12 @@ from device_sims.buttonbus import ButtonBox, PolledBusSim
 from device_sims.camera import CameraSim
 from device_sims.card import CardReaderSim
 from device_sims.demo_hall import BUSES, DAY, address, end_of_day, script, start_of_day, write_configs
+from device_sims.printer import PrinterSim
 from wire.clock import ScaledClock, start_clock
 
 SPEED = 600.0  # one real second is ten hall minutes
 KIND = {"evaluator": 1, "desk": 2}
+PRINTER_COLUMNS = 48  # the entrance's simulated 80 mm receipt printer
 ACCOUNTS = (("inspector", "inspector", "督查"), ("manager", "manager", "中心负责人"))  # name, role, 中文
 COUNTDOWN_S = 15  # from a terminal: time to open the console before the day starts
 
@@ -66,9 +68,11 @@ def run(workdir: Path) -> int:
     face = astronaut(workdir)
     buses = {bus: PolledBusSim([ButtonBox(addr, KIND[kind]) for addr, (kind, _, _) in devices.items()])
              for bus, devices in BUSES.items()}
+    printer = PrinterSim(out=workdir / "printer", columns=PRINTER_COLUMNS)
+    printer.start()
     web_port = free_port()
     paths = write_configs(workdir, free_port(), reader.path, {b: sim.path for b, sim in buses.items()},
-                          camera.url, web_port)
+                          camera.url, web_port, printer.url)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     interactive = sys.stdin.isatty()
 
@@ -91,7 +95,7 @@ def run(workdir: Path) -> int:
     enrolled = hub("staff", "enroll", "--staff", "S001", "--no-publish", str(face))
     print(f"{enrolled.stdout.strip() or enrolled.stderr.strip()} (scikit-image's astronaut)")
     processes = [spawn("hub.cli", paths["hub"])]
-    expected = 0
+    expected, acted = 0, False
     try:
         wait_ready(workdir / "hub.log", processes[0])
         processes += [spawn("edge_agent.cli", paths["entrance"]), spawn("edge_agent.cli", paths["windows"])]
@@ -113,6 +117,7 @@ def run(workdir: Path) -> int:
             time.sleep(0.2)
         time.sleep(clock.wall_seconds_until(end_of_day()))
         time.sleep(3)  # one more scheduler pass after the daily close
+        acted = manager_actions(hub, printer)  # the boxes still run: the entrance prints
     finally:
         for process in reversed(processes):
             process.send_signal(signal.SIGTERM)
@@ -122,7 +127,8 @@ def run(workdir: Path) -> int:
         camera.close()
         for sim in buses.values():
             sim.close()
-    status = report(hub, workdir)
+        printer.close()
+    status = report(hub, workdir, acted)
     if interactive:
         serve_console(paths["hub"], workdir, env, web_port)
     return status
@@ -207,13 +213,14 @@ def play(step, reader: CardReaderSim, buses: dict[str, PolledBusSim], hub,  # ty
     return 0
 
 
-def manager_actions(hub) -> bool:  # type: ignore[no-untyped-def]
-    """What the hall's manager does after the day: registers a citizen's written complaint, and
-    settles a staff member's appeal of the 10:30 rating (found to be a mistaken press)."""
+def manager_actions(hub, printer: PrinterSim) -> bool:  # type: ignore[no-untyped-def]
+    """What the hall's manager does after the day, while the boxes still run: registers a citizen's
+    written complaint and prints its receipt at the entrance, settles a staff member's appeal of the
+    10:30 rating (found to be a mistaken press), and prints the month's notice for the board."""
     complaint = hub("complaints", "add", "--kind", "written", "--window", "03", "--staff", "S005",
                     "--by", "值班长 李主任", "--text", "办理社保转移等候时间过长",
-                    "--contact", "138-0000-0000")
-    print(f"\n== 投诉登记 a complaint\n{(complaint.stdout + complaint.stderr).rstrip()}")
+                    "--contact", "138-0000-0000", "--print", "entrance:printer", "--wait", "30")
+    print(f"\n== 投诉登记 a complaint\n{(complaint.stdout + complaint.stderr).rstrip()}", flush=True)
     listed = json.loads(hub("ratings", "--date", DAY, "--json").stdout or "{}").get("ratings", [])
     bad = [r["id"] for r in listed if r["window"] == "03" and r["level"] == 1]
     if not bad:
@@ -224,13 +231,19 @@ def manager_actions(hub) -> bool:  # type: ignore[no-untyped-def]
     decided = hub("ratings", "decide", "--rating", bad[0], "--by", "办公室主任", "--accept",
                   "--note", "调阅录像核实为误按")
     print(f"\n== 评价申诉 an appeal\n{(appeal.stdout + appeal.stderr).rstrip()}\n"
-          f"{(decided.stdout + decided.stderr).rstrip()}")
-    return complaint.returncode == appeal.returncode == decided.returncode == 0
+          f"{(decided.stdout + decided.stderr).rstrip()}", flush=True)
+    notice = hub("report", "month", "--month", DAY[:7], "--print", "entrance:printer", "--wait", "60")
+    printed = printer.wait_receipts(2, 30)
+    for title, receipt in zip(("投诉回执 the complaint receipt", "月度公示 the monthly notice"),
+                              printer.receipts, strict=False):
+        text = receipt.text(PRINTER_COLUMNS)
+        print(f"\n== 小票 printed at the entrance: {title}\n{text.rstrip()}")
+    print(f"  (receipts as text and PNG in {printer.out})")
+    return printed and all(r.returncode == 0 for r in (complaint, appeal, decided, notice))
 
 
-def report(hub, workdir: Path) -> int:  # type: ignore[no-untyped-def]
+def report(hub, workdir: Path, acted: bool) -> int:  # type: ignore[no-untyped-def]
     at = f"{DAY}T17:45:00+08:00"
-    acted = manager_actions(hub)
     sections = [
         ("考勤 attendance", ("attendance", "--date", DAY, "--at", at)),
         ("好差评 ratings", ("ratings", "--date", DAY)),

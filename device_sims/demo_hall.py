@@ -124,7 +124,7 @@ def script() -> list[Step]:
 
 
 def write_configs(workdir: Path, port: int, card_pty: str, bus_ptys: dict[str, str],
-                  camera_url: str, web_port: int) -> dict[str, Path]:
+                  camera_url: str, web_port: int, printer_url: str) -> dict[str, Path]:
     hub_keys, entrance_keys, windows_keys = generate_keypair(), generate_keypair(), generate_keypair()
     roster = "".join(
         f'[[staff]]\nid = "{p.id}"\nname = "{p.name}"\nwindow = "{p.window}"\ncards = ["{p.card}"]\n\n'
@@ -135,6 +135,7 @@ def write_configs(workdir: Path, port: int, card_pty: str, bus_ptys: dict[str, s
         f'hall = "demo"\ntimezone = "Asia/Shanghai"\nprivate_key = "{hub_keys.private_hex}"\n\n'
         f'[broker]\nurl = "embedded"\nlisten = "127.0.0.1:{port}"\npasswd_file = "broker.passwd"\n\n'
         '[store]\nurl = "sqlite:///hub.db"\n\n[reports]\ndir = "reports"\n\n'
+        '[complaints]\nphone = "0571-12345678"\n\n'
         f'[web]\nlisten = "127.0.0.1:{web_port}"\n\n'
         "[ratings]\ncount = \"all\"\nrepeat_seconds = 300\n\n"
         "[alerts]\ncheck_seconds = 2\ndaily_close = 17:40:00\n\n"
@@ -161,7 +162,9 @@ def write_configs(workdir: Path, port: int, card_pty: str, bus_ptys: dict[str, s
         '[outbox]\npath = "entrance-outbox.db"\nresend_seconds = 5\n\n'
         f'[[units]]\nid = "door"\nkind = "card"\ndriver = "rdm6300"\nport = "{card_pty}"\n\n'
         f'[[units]]\nid = "camera"\nkind = "face"\nsource = "{camera_url}"\nrequire_live = true\n'
-        "cooldown_seconds = 60\n",
+        "cooldown_seconds = 60\n\n"
+        f'[[units]]\nid = "printer"\nkind = "printer"\ndriver = "escpos"\nconnection = "{printer_url}"\n'
+        "columns = 48\n",
         encoding="utf-8",
     )
     buses = ""
