@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from edge_agent import __version__
 from edge_agent.config import BusUnit, EdgeConfig, FaceUnit, PrinterUnit
@@ -29,6 +30,7 @@ from edge_agent.link import LinkState, MqttLink
 from edge_agent.outbox import MIB, Outbox, OutboxError, RefusedWrites, Sweep
 from edge_agent.printing import Printers, PrintQueue
 from edge_agent.readings import ButtonPress, CardRead, DeviceError, DeviceHello, Reading, UnitFault
+from edge_agent.slips import WindowSlips
 from edge_agent.state import StateSealer
 from edge_agent.window import WindowBoxes
 from wire import topics
@@ -101,13 +103,17 @@ class EdgeAgent:
             elif unit.kind in ("evaluator", "desk"):
                 self._routes[unit.id] = (unit.id, getattr(unit, "addr", 1))
         self._drivers: dict[str, ButtonBusDriver] = {}
+        self.printers = Printers(PrintQueue(self.outbox.path), config.printer_units(), self._ack_job,
+                                 self._report, self._set_unit) if config.printer_units() else None
+        # the away slip and the rating receipt, queued on the box's printer once the event is recorded
+        slips = WindowSlips(config.window, ZoneInfo(config.timezone), self._record_event, self.printers)
         self.windows = WindowBoxes(
             config.window_devices(),
             away_minutes=dict(config.window.away_minutes),
             invite_seconds=config.window.invite_seconds,
             now=clock.now,
             monotonic=monotonic,
-            record=self._record_event,
+            record=slips.record,
             show=self._show,
         )
         self._state_topic = topics.state(prefix, hall, device)
@@ -125,8 +131,6 @@ class EdgeAgent:
             on_connected=self._connected,
             will_payload=functools.partial(self._state_payload, online=False),  # sealed per session
         )
-        self.printers = Printers(PrintQueue(self.outbox.path), config.printer_units(), self._ack_job,
-                                 self._report, self._set_unit) if config.printer_units() else None
         self._refused = RefusedWrites()
         self._strict = threading.local()  # `on` while `record` runs: a refused write raises RecordError
         self._ready = threading.Event()

@@ -192,6 +192,20 @@ class WindowSettings(_Section):
         default_factory=lambda: {"meeting": 60, "errand": 30, "break": 15, "field": 120, "other": 30},
         description="default time away per reason, for the declared return time",
     )
+    away_slip_printer: Name | None = Field(
+        None, description="the printer unit of this box that prints the 暂离告知 away slip when a desk "
+                          "goes away; absent: no slip")
+    away_slip_windows: list[WindowId] | None = Field(
+        None, description="the windows whose desks get a slip; absent: every window with a desk here")
+    substitute: dict[WindowId, WindowId] = Field(
+        default_factory=dict, description="AB岗: window -> the window that serves its citizens while it is "
+                                          "away, printed on the away slip")
+    rating_receipt_printer: Name | None = Field(
+        None, description="the printer unit of this box that prints the 评价凭证 rating receipt after "
+                          "each rating; absent: no receipt")
+    rating_receipt_windows: list[WindowId] | None = Field(
+        None, description="the windows whose ratings get a receipt; absent: every window with an "
+                          "evaluator here")
 
 
 class EdgeConfig(_Section):
@@ -237,6 +251,33 @@ class EdgeConfig(_Section):
     def verify_one_camera(self) -> EdgeConfig:
         if sum(isinstance(unit, FaceUnit) for unit in self.units) > 1:
             raise ValueError("units: one face unit per edge agent")
+        return self
+
+    @model_validator(mode="after")
+    def verify_window_printing(self) -> EdgeConfig:
+        """The slip and receipt printers are printer units of this box; the windows named have the
+        device that makes the event (a desk for slips, an evaluator for receipts)."""
+        printers = {unit.id for unit in self.printer_units()}
+        w = self.window
+        for key, printer, windows, kind in (
+                ("away_slip", w.away_slip_printer, w.away_slip_windows, "desk"),
+                ("rating_receipt", w.rating_receipt_printer, w.rating_receipt_windows, "evaluator")):
+            if printer is not None and printer not in printers:
+                known = ", ".join(sorted(printers)) or "none"
+                raise ValueError(f"window.{key}_printer: {printer!r} is not a printer unit of this box "
+                                 f"(printer units: {known})")
+            if windows is not None and printer is None:
+                raise ValueError(f"window.{key}_windows: give window.{key}_printer too")
+            have = {d.window for d in self.window_devices() if d.kind == kind}
+            missing = sorted(set(windows or ()) - have)
+            if missing:
+                raise ValueError(f"window.{key}_windows: no {kind} for window(s) {', '.join(missing)} "
+                                 "on this box")
+        desks = {d.window for d in self.window_devices() if d.kind == "desk"}
+        for window, other in w.substitute.items():
+            if window not in desks or window == other:
+                raise ValueError(f"window.substitute: {window} -> {other}: the key must be a window with "
+                                 "a desk on this box, the value another window")
         return self
 
     def printer_units(self) -> list[PrinterUnit]:

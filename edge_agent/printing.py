@@ -12,6 +12,9 @@ A row found `sending` (the send failed, the printer stopped in the middle, or th
 while sending) is printed again whole, marked 重打 reprint, after a cut that separates the fragment.
 A row found `printed` at start has its ack recorded. So every job is printed once and acknowledged;
 only a kill between the last byte sent and the `printed` mark reprints a whole receipt (marked).
+
+The box's own jobs (the window slips, edge_agent/slips.py) go through the same queue, marked `local`
+in their body: they answer no command, so their row is deleted once printed, without an ack.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class QueuedJob:
     job: PrintJob
     state: str
     attempts: int
+    local: bool = False  # the box's own job (a window slip): no command to acknowledge
 
 
 class PrintQueue:
@@ -72,10 +76,10 @@ class PrintQueue:
         except sqlite3.Error as exc:
             raise QueueError(f"print queue in {path}: {exc}") from exc
 
-    def add(self, job: PrintJob) -> bool:
+    def add(self, job: PrintJob, local: bool = False) -> bool:
         """Store the job durably; False when a job of that id is already queued."""
-        body = json.dumps({"title": job.title, "lines": list(job.lines), "qr": job.qr, "cut": job.cut},
-                          ensure_ascii=False)
+        fields = {"title": job.title, "lines": list(job.lines), "qr": job.qr, "cut": job.cut}
+        body = json.dumps({**fields, "local": True} if local else fields, ensure_ascii=False)
         cursor = self._run("INSERT OR IGNORE INTO print_job (job, unit, body) VALUES (?, ?, ?)",
                            (job.id, job.unit, body))
         return cursor.rowcount == 1
@@ -90,7 +94,7 @@ class PrintQueue:
         job_id, unit_id, body, job_state, attempts = row
         data = json.loads(body)
         return QueuedJob(PrintJob(job_id, unit_id, data["title"], tuple(data["lines"]), data["qr"],
-                                  data["cut"]), job_state, attempts)
+                                  data["cut"]), job_state, attempts, data.get("local", False))
 
     def mark(self, job_id: str, state: str) -> None:
         bump = ", attempts = attempts + 1" if state == "sending" else ""
@@ -151,6 +155,15 @@ class Printers:
             log.info("print job %s queued for %s (%d line(s))", job.id, job.unit, len(job.lines))
         self._wake[job.unit].set()
 
+    def submit_local(self, job: PrintJob) -> None:
+        """Queue one of the box's own jobs (a window slip): printed like a command's job, no ack.
+        Raises JobError (unknown unit) or QueueError (the disk refused)."""
+        if job.unit not in self.units:
+            raise JobError(f"no printer unit {job.unit!r} on this box")
+        if self.queue.add(job, local=True):
+            log.info("print job %s queued for %s by the box", job.id, job.unit)
+        self._wake[job.unit].set()
+
     def wake_all(self) -> None:
         """Wake every printer thread (to see that `stop` is set)."""
         for event in self._wake.values():
@@ -186,11 +199,11 @@ class _UnitWorker:
     def _acknowledge_printed(self) -> None:
         """Jobs printed whose ack is not yet recorded (after a restart, or a refused write)."""
         while (done := self.p.queue.next(self.unit.id, "printed")) is not None:
-            if not self.p._answer(done.job.id, True, None):
+            if not done.local and not self.p._answer(done.job.id, True, None):
                 self.stop.wait(RETRY_SECONDS)
                 return
             self.p.queue.remove(done.job.id)
-            log.info("print job %s acknowledged", done.job.id)
+            log.info("print job %s %s", done.job.id, "done" if done.local else "acknowledged")
 
     def _check(self, idle: bool) -> bool:
         """Ask the status; report what changed. True when a job may be sent."""
