@@ -270,6 +270,17 @@ class WebConfig(_Section):
     login_window_minutes: int = Field(5, ge=1, le=24 * 60)
     secure_cookie: bool = Field(False, description="mark the session cookie Secure (behind an https "
                                                    "reverse proxy)")
+    printers: list[str] = Field(default_factory=list, description='receipt printers the console offers, '
+                                '"DEVICE:UNIT" (a printer unit of an edge box), e.g. ["entrance:printer"]')
+
+    @field_validator("printers")
+    @classmethod
+    def _printers(cls, value: list[str]) -> list[str]:
+        for target in value:
+            device, colon, unit = target.partition(":")
+            if not colon or not device or not unit:
+                raise ValueError(f'{target!r}: give "DEVICE:UNIT", e.g. "entrance:printer"')
+        return value
 
     @field_validator("listen")
     @classmethod

@@ -23,6 +23,7 @@ LOG_KINDS: dict[str, str] = {
     "face_enroll": "人脸录入",
     "face_revoke": "人脸撤销",
     "snapshot_purge": "抓拍清除",
+    "print_job": "打印任务",
     "case_closed": "整改办结",
     "seq_reset": "序号重置",
     "seq_gap": "序号缺口",

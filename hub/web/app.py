@@ -20,7 +20,16 @@ from starlette.responses import Response as StarletteResponse
 
 from hub.config import HubConfig
 from hub.store.store import Store
-from hub.web import api, live_pages, pages, pages_attendance, pages_ledger, pages_ratings, pages_records
+from hub.web import (
+    api,
+    live_pages,
+    pages,
+    pages_attendance,
+    pages_ledger,
+    pages_print,
+    pages_ratings,
+    pages_records,
+)
 from hub.web.auth import LoginLimiter, NotLoggedIn, Sessions, WebHub
 from hub.web.live import POLL_S
 from hub.web.templating import STATIC_DIR, render
@@ -48,6 +57,7 @@ def create_app(config: HubConfig, store: Store, *, live_poll_seconds: float = PO
     app.include_router(pages_ratings.router)
     app.include_router(pages_ledger.router)
     app.include_router(pages_records.router)
+    app.include_router(pages_print.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BaseHTTPMiddleware, dispatch=_headers)
     app.add_exception_handler(NotLoggedIn, _not_logged_in)  # type: ignore[arg-type]

@@ -29,6 +29,7 @@ class Right(StrEnum):
     MANAGE_STAFF = "manage_staff"        # face enrolment and revocation
     VIEW_CONTACTS = "view_contacts"      # complainants' contacts (each view logged)
     VIEW_SNAPSHOTS = "view_snapshots"    # face punch snapshots (each view logged)
+    PRINT = "print"                      # 打印 a complaint receipt or the month's notice (logged)
 
 
 _INSPECTOR = frozenset({Right.BOARD, Right.READ_ALL, Right.READ_LOG, Right.VERIFY_LOG, Right.EXPORT})
@@ -36,7 +37,7 @@ RIGHTS: dict[Role, frozenset[Right]] = {
     "inspector": _INSPECTOR,
     "manager": _INSPECTOR | {Right.RECORD_LEAVE, Right.CLOSE_CASE, Right.CLOSE_COMPLAINT, Right.APPEAL_ANY,
                              Right.DECIDE_APPEAL, Right.MANAGE_STAFF, Right.VIEW_CONTACTS,
-                             Right.VIEW_SNAPSHOTS},
+                             Right.VIEW_SNAPSHOTS, Right.PRINT},
     "staff": frozenset({Right.BOARD, Right.READ_OWN, Right.APPEAL_OWN}),
 }
 

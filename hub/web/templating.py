@@ -66,5 +66,6 @@ def render(request: Request, template: str, caller: Principal | None, /, status_
         "nav": nav_for(caller),
         "may": caller.may if caller else _may_nothing,
         "hall": request.app.state.hub.config.hall,
+        "printers": request.app.state.hub.config.web.printers,
         **context,
     }, status_code=status_code)
