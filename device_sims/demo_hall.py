@@ -136,7 +136,7 @@ def write_configs(workdir: Path, port: int, card_pty: str, bus_ptys: dict[str, s
         f'[broker]\nurl = "embedded"\nlisten = "127.0.0.1:{port}"\npasswd_file = "broker.passwd"\n\n'
         '[store]\nurl = "sqlite:///hub.db"\n\n[reports]\ndir = "reports"\n\n'
         '[complaints]\nphone = "0571-12345678"\n\n'
-        f'[web]\nlisten = "127.0.0.1:{web_port}"\n\n'
+        f'[web]\nlisten = "127.0.0.1:{web_port}"\nprinters = ["entrance:printer"]\n\n'
         "[ratings]\ncount = \"all\"\nrepeat_seconds = 300\n\n"
         "[alerts]\ncheck_seconds = 2\ndaily_close = 17:40:00\n\n"
         f'[[devices]]\nid = "entrance"\nname = "大厅入口"\npublic_key = "{entrance_keys.public_hex}"\n\n'
