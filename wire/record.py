@@ -18,6 +18,7 @@ from nacl.exceptions import BadSignatureError
 from wire.envelope import PrivateKey, canonical, load_public_key, public_hex_of
 
 ZERO_HASH = "0" * 64
+BUNDLE_FORMAT = "hall-audit-bundle/1"  # an export's manifest `format` (hub/export.py, verifier/)
 HEAD_KIND = "audit_head"
 # Log entry kinds whose content may hold personal data: an export withholds their content (the
 # entry's hash is then linked, not recomputed). Kept equal to hub.audit.PERSONAL_FIELDS' kinds.
