@@ -17,7 +17,7 @@ from sqlalchemy import Connection, delete, insert, select
 from test_store import ENTRANCE, START, WINDOW, make_event, rating, sql
 
 from hub import config as hub_config
-from hub.audit import head_problem, verify_log
+from hub.audit import PERSONAL_FIELDS, head_problem, verify_log
 from hub.config import HubConfig
 from hub.export import export_bundle, signed_head
 from hub.roster_history import roster_record
@@ -28,7 +28,7 @@ from verifier.bundle import BundleError, read_bundle
 from verifier.check import check_bundle
 from wire.clock import FixedClock
 from wire.envelope import canonical, generate_keypair, load_private_key
-from wire.record import ZERO_HASH, entry_hash, sign_head
+from wire.record import PERSONAL_KINDS, ZERO_HASH, entry_hash, sign_head
 
 ROOT = Path(__file__).resolve().parents[1]
 HUB = generate_keypair()
@@ -309,3 +309,12 @@ def test_a_head_signed_by_another_key_is_caught(hall: Hall, tmp_path: Path) -> N
     assert proof.problem is not None and "is signed by key" in proof.problem
     assert "not the hub's key" in proof.problem
     assert signed_head(hall.config, hall.store)["hub_public_key"] == HUB.public_hex
+
+
+def test_the_verifier_imports_nothing_of_the_hub() -> None:
+    code = ("import sys, verifier.cli, verifier.check, verifier.bundle; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'hub', 'sqlalchemy', 'pydantic'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                            timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+    assert set(PERSONAL_FIELDS) == PERSONAL_KINDS  # what an export withholds is what the hub hides
