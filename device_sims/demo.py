@@ -262,7 +262,18 @@ def report(hub, workdir: Path, acted: bool) -> int:  # type: ignore[no-untyped-d
         ok = ok and result.returncode == 0
     scheduled = hub("log", "show", "--kind", "finding")
     print(f"\n== 调度器记入日志的发现 findings the scheduler logged: {len(scheduled.stdout.splitlines())}")
-    return 0 if ok else 1
+    return 0 if ok and verify_export(hub, workdir) else 1
+
+
+def verify_export(hub, workdir: Path) -> bool:  # type: ignore[no-untyped-def]
+    """The demo day exported as an inspector would take it away, and checked by `hall-verify` alone."""
+    bundle = workdir / f"audit-{DAY}.zip"
+    exported = hub("log", "export", "--from", DAY, "--to", DAY, "--out", str(bundle))
+    print(f"\n== 日志导出 log export\n{(exported.stdout + exported.stderr).rstrip()}")
+    verified = subprocess.run([sys.executable, "-m", "verifier.cli", str(bundle)], capture_output=True,
+                              text=True, cwd=workdir, timeout=120)
+    print(f"\n== 独立核验 hall-verify {bundle.name}\n{(verified.stdout + verified.stderr).rstrip()}")
+    return exported.returncode == 0 and verified.returncode == 0
 
 
 def main(workdir: str = "var/demo") -> int:

@@ -16,6 +16,7 @@ from hub.domain import LOG_KINDS, AuditEntry, StoredEvent
 from hub.store.snapshots import snapshot_problem
 from hub.store.store import ZERO_HASH, Store, entry_hash
 from wire.envelope import Envelope, PublicKey, WireError, format_ts, load_public_key, parse, verify
+from wire.record import SeqContinuity, carried_head_problem
 
 BATCH = 200  # entries checked against the events table per round trip
 RENDER_WIDTH = 240
@@ -38,6 +39,7 @@ class VerifyReport:
     entries: int  # entries read from the log
     first_bad: int | None  # audit seq (chain position) of the first problem, if it has one
     problem: str | None  # the first problem in plain words
+    notes: tuple[str, ...] = ()  # what holds but is worth saying (a seq gap still open)
 
 
 def verify_log(store: Store, device_keys: Mapping[str, str]) -> VerifyReport:
@@ -63,13 +65,18 @@ def verify_log(store: Store, device_keys: Mapping[str, str]) -> VerifyReport:
                 checker.problem = (None, f"event row {event_id} has no log entry (inserted outside the log)")
                 break
     if checker.problem is None:
+        checker.problem = checker.seqs.problem(checker.prev_at)
+    if checker.problem is None:
         checker.problem = _leave_problem(store.leave_rows(), checker.leaves)
     if checker.problem is None and (snapshot := snapshot_problem(store)) is not None:
         checker.problem = (None, snapshot)
+    notes = tuple(checker.seqs.open_gaps)
     if checker.problem is None:
-        return VerifyReport(ok=True, entries=entries, first_bad=None, problem=None)
+        return VerifyReport(ok=True, entries=entries, first_bad=None, problem=None, notes=notes)
     first_bad, problem = checker.problem
-    return VerifyReport(ok=False, entries=entries, first_bad=first_bad, problem=problem)
+    if first_bad is not None and not problem.startswith("entry "):
+        problem = f"entry {first_bad}: {problem}"
+    return VerifyReport(ok=False, entries=entries, first_bad=first_bad, problem=problem, notes=notes)
 
 
 def head_problem(store: Store, head: str) -> str | None:
@@ -116,6 +123,7 @@ class _Checker:
         self.logged: set[str] = set()  # ids of event entries seen so far (ids only, not entries)
         self.leaves: list[AuditEntry] = []  # leave entries, checked against the leave table after
         self.problem: tuple[int | None, str] | None = None
+        self.seqs = SeqContinuity()  # every device's seqs without holes (wire/record.py)
 
     def check(self, entry: AuditEntry, rows: Mapping[str, StoredEvent]) -> None:
         seq = entry.seq
@@ -139,6 +147,10 @@ class _Checker:
             return
         if entry.kind == "leave":
             self.leaves.append(entry)
+        if (carried := carried_head_problem(seq, entry.prev_hash, entry.data)) is not None:
+            self._bad(seq, carried)
+            return
+        self.seqs.notice(seq, entry.kind, entry.data)
         if entry.kind == "event":
             problem = self._event_problem(entry, rows)
             if problem is not None:
@@ -165,6 +177,7 @@ class _Checker:
             verify(envelope, key)
         except WireError:
             return f"event {ref} signature does not verify"
+        self.seqs.event(entry.seq, entry.at, envelope.device, envelope.epoch, envelope.seq)
         row = rows.get(ref)
         if row is None:
             return f"event row {ref} missing from events table (removed)"

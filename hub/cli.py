@@ -19,6 +19,7 @@ from hub.api_objects import attendance_object, log_object
 from hub.audit import head_problem, render_entry, verify_log
 from hub.config import HubConfig
 from hub.domain import LOG_KINDS
+from hub.export import export_bundle, signed_head
 from hub.hall import hall_day
 from hub.leave import record_leave
 from hub.reports import attendance_table
@@ -65,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     verify = with_config(log_sub.add_parser("verify", help="re-check the chain and every signature"))
     verify.add_argument("--head", metavar="N:HASH", help="also check that entry N still has this hash "
                                                          "(the head printed on a monthly notice)")
+
+    head = with_config(log_sub.add_parser("head", help="the chain's head N:HASH, signed by the hub's key"))
+    head.add_argument("--json", action="store_true", help="one JSON object (entries, hash, at, "
+                                                          "hub_public_key, sig)")
+    export = with_config(log_sub.add_parser("export", help="a bundle that `hall-verify` checks alone"))
+    export.add_argument("--from", dest="start", type=date.fromisoformat, help="first day YYYY-MM-DD")
+    export.add_argument("--to", dest="end", type=date.fromisoformat, help="last day YYYY-MM-DD")
+    export.add_argument("--out", required=True, type=Path, help="a new directory, or a file ending .zip")
 
     leave = sub.add_parser("leave", help="请假 approved leave")
     leave_sub = leave.add_subparsers(dest="leave_command", required=True)
@@ -134,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 def _signs(args: argparse.Namespace) -> bool:
     """Whether the command signs as the hub (or checks the config): only those read the private key."""
     return (args.command in ("run", "send", "check") or getattr(args, "print_on", None)
+            or getattr(args, "log_command", None) in ("head", "export")
             or (getattr(args, "staff_command", None) in ("enroll", "revoke") and not args.no_publish))
 
 
@@ -198,6 +208,19 @@ def _attendance(args: argparse.Namespace, config: HubConfig, store: Store) -> in
 
 
 def _log(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
+    if args.log_command == "head":
+        head = signed_head(config, store)
+        if args.json:
+            print(json.dumps(head, ensure_ascii=False))
+        else:
+            print(f"{head['entries']}:{head['hash']}")
+            print(f"签名 signed {head['at']} hub_public_key={head['hub_public_key']} sig={head['sig']}")
+        return 0
+    if args.log_command == "export":
+        done = export_bundle(config, store, args.out, args.start, args.end)
+        print(f"已导出 exported entries {done.first}..{done.last} to {done.path} "
+              f"(head {done.head['entries']}:{done.head['hash']}); check it with `hall-verify {done.path}`")
+        return 0
     if args.log_command == "verify":
         report = verify_log(store, config.device_keys())
         if report.ok and args.head:
@@ -206,8 +229,10 @@ def _log(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
                 print(f"日志校验失败 log verification FAILED: {problem}", file=sys.stderr)
                 return 1
             print(f"链头相符 head {args.head} is entry {args.head.partition(':')[0]} of the log")
+        for note in report.notes:
+            print(f"注意 note: {note} (still open: the hub reports a gap after the edges' resends)")
         if report.ok:
-            print(f"日志完整 log verified: {report.entries} entries, chain and signatures hold")
+            print(f"日志完整 log verified: {report.entries} entries, chain, signatures and device seqs hold")
             return 0
         where = f" at entry {report.first_bad}" if report.first_bad is not None else ""
         print(f"日志校验失败 log verification FAILED{where}: {report.problem}", file=sys.stderr)

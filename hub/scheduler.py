@@ -136,7 +136,7 @@ class HallScheduler:
             statuses: dict[str, int] = {}
             for row in summary.attendance:
                 statuses[row.status] = statuses.get(row.status, 0) + 1
-            self.store.append("daily_close", {
+            self.store.append_with_head("daily_close", {
                 "date": day.isoformat(),
                 "workday": is_workday(day, self.config.schedule.to_domain()),
                 "attendance": statuses,

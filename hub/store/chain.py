@@ -8,7 +8,6 @@ entry is about in time (a leave's range, when a case was closed) is its content,
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,20 +19,15 @@ from hub.domain import LOG_KINDS, AuditEntry
 from hub.store.schema import audit
 from wire.clock import Clock
 from wire.envelope import canonical, format_ts
+from wire.record import ZERO_HASH, entry_hash
 
-ZERO_HASH = "0" * 64
+__all__ = ["ZERO_HASH", "Chain", "ClockBehind", "entry_hash", "holds", "next_number"]
 MAX_REF_LEN = 64
 ClockPolicy = Literal["refuse", "clamp"]
 
 
 class ClockBehind(ValueError):
     """A manual write whose clock is behind the log's last entry."""
-
-
-def entry_hash(seq: int, at: str, kind: str, ref: str | None, data: dict[str, Any], prev: str) -> str:
-    """sha256 hex over the canonical form of an entry's content and the previous entry's hash."""
-    content = {"seq": seq, "at": at, "kind": kind, "ref": ref, "data": data, "prev": prev}
-    return hashlib.sha256(canonical(content)).hexdigest()
 
 
 def holds(entry: AuditEntry) -> bool:

@@ -158,6 +158,15 @@ class Store:
             chain.write(conn)
         return entry
 
+    def append_with_head(self, kind: str, data: dict[str, Any], ref: str | None = None) -> AuditEntry:
+        """Append with `head`: {entries, hash} of the chain as it stood just before this entry, read
+        under the writer lock so that nothing comes between (a daily close carries the day's head)."""
+        with self._writing() as conn:
+            chain = Chain.after_last(conn, self.clock, self.clock_policy)
+            entry = chain.add(kind, {**data, "head": {"entries": chain.seq, "hash": chain.hash}}, ref)
+            chain.write(conn)
+        return entry
+
     def append_numbered(self, kind: str, prefix: str, data: dict[str, Any]) -> AuditEntry:
         """Append with the ref `prefix` + the next number of that prefix (001, 002, ...), chosen under
         the writer lock so that two writers never take the same; the ref is also `data["id"]`."""
