@@ -7,7 +7,27 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+Message = tuple[str, bytes] | tuple[str, bytes, bool]  # topic, payload[, retain]
+
+
+def publish(port: int, messages: Iterable[Message], client_id: str | None = None) -> None:
+    """Publish at QoS 1 from one short-lived client on 127.0.0.1:`port`, each message acknowledged
+    by the broker before the next (so they arrive in order); a third item True retains it."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                         client_id=client_id or f"publisher-{time.monotonic_ns()}")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        for topic, payload, *retain in messages:
+            client.publish(topic, payload, qos=1, retain=bool(retain and retain[0])).wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 def free_port() -> int:

@@ -20,7 +20,7 @@ import pytest
 
 from device_sims.card import CardReaderSim
 from tests.hall_harness import Hall, StaffSpec, wait_for
-from tests.mqtt_broker import Mosquitto
+from tests.mqtt_broker import Mosquitto, publish
 from wire.envelope import canonical, format_ts, load_private_key
 
 pytestmark = pytest.mark.e2e
@@ -119,14 +119,9 @@ def test_hub_and_edge_survive_a_flood_while_every_tap_is_stored(tmp_path: Path, 
                                                                  reader: CardReaderSim) -> None:
     hall = Hall(tmp_path / "hall", broker.url, [StaffSpec("S001", "张伟", "01", "0A004A7B2C")])
     hall.write_edge_config(reader.path)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="poisoner")
-    client.connect("127.0.0.1", broker.port)
-    client.loop_start()
-    for topic in EDGE_TOPICS + HUB_TOPICS:  # waiting for both at their first subscription
-        for payload in (b"[" * 100_000, b'"\\ud800"', b"9" * 6000):
-            client.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
-    client.disconnect()
-    client.loop_stop()
+    poison = (b"[" * 100_000, b'"\\ud800"', b"9" * 6000)  # retained: waiting for both at their start
+    publish(broker.port, [(topic, payload, True) for topic in EDGE_TOPICS + HUB_TOPICS for payload in poison],
+            client_id="poisoner")
     hall.start_edge()
     hall.start_hub()
     stop, sent = threading.Event(), [0]

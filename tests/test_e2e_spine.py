@@ -11,12 +11,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from device_sims.card import CardReaderSim
 from tests.hall_harness import Hall, StaffSpec, wait_for
-from tests.mqtt_broker import Mosquitto
+from tests.mqtt_broker import Mosquitto, publish
 from wire.envelope import load_private_key, seal
 
 pytestmark = pytest.mark.e2e
@@ -164,17 +163,6 @@ def test_hub_killed_and_restarted_loses_nothing(tmp_path: Path, broker: Mosquitt
         hall.stop()
 
 
-def _publish(url: str, messages: list[tuple[str, bytes]]) -> None:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="intruder")
-    port = int(url.rsplit(":", 1)[1])
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    for topic, payload in messages:
-        client.publish(topic, payload, qos=1).wait_for_publish(5)
-    client.disconnect()
-    client.loop_stop()
-
-
 def test_bad_messages_are_quarantined_while_good_traffic_flows(tmp_path: Path, broker: Mosquitto,
                                                                reader: CardReaderSim) -> None:
     hall = make_hall(tmp_path, broker, reader)
@@ -196,7 +184,7 @@ def test_bad_messages_are_quarantined_while_good_traffic_flows(tmp_path: Path, b
         unknown = seal(good_key, seq=1, body={"method": "card", "card": "0A004A7B2C"},
                        **{**common, "device": "backdoor"})
         bad_body = seal(good_key, seq=902, body={"method": "card", "card": "not-a-card"}, **common)
-        _publish(broker.url, [
+        publish(broker.port, [
             (topic, forged.raw),
             (topic, original.raw),
             (topic, tampered_bytes),

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -27,7 +26,7 @@ from hub.snapshots import MAX_WAITING
 from hub.store.snapshots import keep_snapshot, purge_snapshots, snapshot_of
 from hub.store.store import Store, sqlalchemy_url
 from tests.hall_harness import hub_in_thread, wait_for
-from tests.mqtt_broker import Mosquitto
+from tests.mqtt_broker import Mosquitto, publish
 from wire.clock import FixedClock, SystemClock
 from wire.envelope import format_ts, generate_keypair, load_private_key, seal
 
@@ -163,16 +162,6 @@ def test_the_edge_outbox_keeps_a_snapshot_until_its_event_is_committed(tmp_path:
 
 
 # --- through Mosquitto, at a running hub --------------------------------------------------------
-
-
-def publish(port: int, messages: list[tuple[str, bytes]]) -> None:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sender")
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    for topic, payload in messages:
-        client.publish(topic, payload, qos=1).wait_for_publish(5)
-    client.disconnect()
-    client.loop_stop()
 
 
 def test_the_hub_keeps_the_snapshot_its_event_signs_and_nothing_a_stranger_sends(

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from edge_agent import config as edge_config
@@ -25,7 +24,7 @@ from hub.commands import HUB_SEQ
 from hub.service import HubService
 from hub.store.store import Store
 from tests.hall_harness import hub_in_thread, wait_for
-from tests.mqtt_broker import Mosquitto
+from tests.mqtt_broker import Mosquitto, publish
 from wire.bodies import CommittedBody
 from wire.clock import SystemClock
 from wire.envelope import (
@@ -147,12 +146,7 @@ def running(agent: EdgeAgent) -> Iterator[None]:
 def publish_as_hub(port: int, topic: str, type_: str, body: dict[str, Any]) -> None:
     envelope = seal(load_private_key(HUB.private_hex), hall="h1", device="entrance", seq=HUB_SEQ.next(),
                     ts=format_ts(SystemClock(TZ).now()), type=type_, body=body)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hub-stand-in")
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    client.publish(topic, envelope.raw, qos=1).wait_for_publish(5)
-    client.disconnect()
-    client.loop_stop()
+    publish(port, [(topic, envelope.raw)], client_id="hub-stand-in")
 
 
 def faults(agent: EdgeAgent, count: int) -> None:

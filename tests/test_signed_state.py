@@ -23,7 +23,7 @@ from hub import config as hub_config
 from hub.service import HubService
 from hub.store.store import Store
 from tests.hall_harness import Hall, StaffSpec, hub_in_thread, wait_for
-from tests.mqtt_broker import Mosquitto
+from tests.mqtt_broker import Mosquitto, publish
 from wire.bodies import StateBody
 from wire.clock import FixedClock, SystemClock
 from wire.envelope import (
@@ -95,12 +95,7 @@ class RunningHub:
     flips: int = 0  # plain states sent to the version-1 device by `settle`
 
     def publish(self, topic: str, payload: bytes) -> None:
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{time.monotonic_ns()}")
-        client.connect("127.0.0.1", self.port)
-        client.loop_start()
-        client.publish(topic, payload, qos=1).wait_for_publish(5)
-        client.disconnect()
-        client.loop_stop()
+        publish(self.port, [(topic, payload)])
 
     def settle(self) -> None:
         """Everything published before has been taken in: a version-1 state flip comes after it."""

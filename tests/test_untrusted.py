@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,7 +32,7 @@ from hub.ingest import Decoder
 from hub.service import HubService, RejectCollapser
 from hub.store.store import Store
 from tests.hall_harness import hub_in_thread, wait_for
-from tests.mqtt_broker import Mosquitto
+from tests.mqtt_broker import Mosquitto, publish
 from wire.bodies import validate_body
 from wire.clock import FixedClock, SystemClock
 from wire.envelope import (
@@ -431,16 +430,6 @@ def test_collapser_stores_the_first_of_a_minute_and_counts_the_rest() -> None:
     assert collapser.admit(items[0], now=201.0) is True  # a new window
 
 
-def _publish(port: int, messages: list[tuple[str, bytes, bool]]) -> None:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="intruder")
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    for topic, payload, retain in messages:
-        client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
-    client.disconnect()
-    client.loop_stop()
-
-
 def test_hub_survives_poisoned_state_and_collapses_repeats(tmp_path: Path, broker: Mosquitto) -> None:
     path = tmp_path / "hub.toml"
     path.write_text(
@@ -457,7 +446,7 @@ def test_hub_survives_poisoned_state_and_collapses_repeats(tmp_path: Path, broke
         with hub_in_thread(service) as thread:
             state = "hall/v1/h1/entrance/state"
             good = signed(unsigned(ts=format_ts(clock.now()), seq=1))
-            _publish(broker.port, [(state, b"[" * 100_000, True), (state, b"[1]", False),
+            publish(broker.port, [(state, b"[" * 100_000, True), (state, b"[1]", False),
                                    (state, b'{"online": true, "ts": "2026-02-30T08:00:00.000+08:00"}', False),
                                    (state, b"\xff", False)]
                      + [(TOPIC, b"junk", False)] * 5 + [(TOPIC, good, False)])
