@@ -10,15 +10,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_hub_window import EDGE, HUB, hub_cli
+from test_hub_window import EDGE, HUB, hub_cli, store_script
 
 from hub import config as hub_config
-from hub.domain import StoredEvent
-from hub.ingest import Decoder
 from hub.store.store import Store
 from wire.clock import FixedClock
 from wire.configfile import ConfigError
-from wire.envelope import format_ts, load_private_key, load_public_key, seal
 
 DAY = "2026-11-24"  # a Tuesday
 AT_18 = f"{DAY}T18:00:00+08:00"
@@ -47,8 +44,6 @@ def hall(tmp_path: Path) -> Iterator[Path]:
         f'[[devices]]\nid = "entrance"\npublic_key = "{EDGE.public_hex}"\n{staff}', encoding="utf-8")
     loaded = hub_config.load(config)
     store = Store(loaded.store.url, FixedClock(at("18:00:00")))
-    decoder = Decoder("h1", "hall/v1", {"entrance": load_public_key(EDGE.public_hex)}, 131072)
-    key = load_private_key(EDGE.private_hex)
     script: list[tuple[str, str, dict[str, object]]] = [
         ("08:25:00", "clock", {"method": "card", "card": CARDS["S002"]}),
         ("08:40:00", "clock", {"method": "card", "card": CARDS["S001"]}),  # late
@@ -59,15 +54,7 @@ def hall(tmp_path: Path) -> Iterator[Path]:
         ("12:04:00", "clock", {"method": "card", "card": CARDS["S003"]}),
         ("12:19:59", "rating", rating("02", 4)),  # S002 still serving: 20 minutes of extended service
     ]
-    items = []
-    for seq, (hms, type_, body) in enumerate(script, start=1):
-        moment = at(hms) + timedelta(milliseconds=seq)
-        raw = seal(key, hall="h1", device="entrance", seq=seq, ts=format_ts(moment), type=type_,
-                   body=body).raw
-        item = decoder.decode(f"hall/v1/h1/entrance/evt/{type_}", raw, moment)
-        assert isinstance(item, StoredEvent), item
-        items.append(item)
-    assert store.ingest(items) == ["stored"] * len(items)
+    store_script(store, [(at(hms), type_, body) for hms, type_, body in script], timedelta(milliseconds=1))
     store.close()
     yield config
 

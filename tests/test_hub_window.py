@@ -54,8 +54,6 @@ def make_hall(tmp_path: Path) -> tuple[Path, Store]:
         encoding="utf-8")
     loaded = hub_config.load(config)
     store = Store(loaded.store.url, FixedClock(at("18:00")))
-    decoder = Decoder("h1", "hall/v1", {"entrance": load_public_key(EDGE.public_hex)}, 131072)
-    key = load_private_key(EDGE.private_hex)
     script: list[tuple[str, str, dict[str, object]]] = [
         ("08:20", "clock", {"method": "card", "card": "0A004A7B2C"}),
         ("08:25", "clock", {"method": "card", "card": "67003B51C6"}),
@@ -72,16 +70,25 @@ def make_hall(tmp_path: Path) -> tuple[Path, Store]:
         ("11:00", "rating", {"window": "02", "level": 2, "keys": 5, "invited": False, "invite": None,
                              "ticket": None}),
     ]
+    store_script(store, [(at(hm), type_, body) for hm, type_, body in script], timedelta(seconds=1))
+    return config, store
+
+
+def store_script(store: Store, script: list[tuple[datetime, str, dict[str, object]]],
+                 spacing: timedelta) -> None:
+    """Each (moment, type, body) sealed by the entrance box as seq 1, 2, ... at its moment plus seq
+    times `spacing` (events at the same minute keep their order), decoded as the hub does, stored."""
+    decoder = Decoder("h1", "hall/v1", {"entrance": load_public_key(EDGE.public_hex)}, 131072)
+    key = load_private_key(EDGE.private_hex)
     items = []
-    for seq, (hm, type_, body) in enumerate(script, start=1):
-        moment = at(hm) + timedelta(seconds=seq)
+    for seq, (moment, type_, body) in enumerate(script, start=1):
+        moment += spacing * seq
         raw = seal(key, hall="h1", device="entrance", seq=seq, ts=format_ts(moment), type=type_,
                    body=body).raw
         item = decoder.decode(f"hall/v1/h1/entrance/evt/{type_}", raw, moment)
         assert isinstance(item, StoredEvent), item
         items.append(item)
     assert store.ingest(items) == ["stored"] * len(items)
-    return config, store
 
 
 def hub_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
