@@ -16,6 +16,7 @@ from hub.domain import LOG_KINDS, AuditEntry, StoredEvent
 from hub.store.snapshots import snapshot_problem
 from hub.store.store import ZERO_HASH, Store, entry_hash
 from wire.envelope import Envelope, PublicKey, WireError, format_ts, load_public_key, parse, verify
+from wire.provenance import ProvenanceCheck, ProvenanceSummary
 from wire.record import SeqContinuity, carried_head_problem
 
 BATCH = 200  # entries checked against the events table per round trip
@@ -40,6 +41,7 @@ class VerifyReport:
     first_bad: int | None  # audit seq (chain position) of the first problem, if it has one
     problem: str | None  # the first problem in plain words
     notes: tuple[str, ...] = ()  # what holds but is worth saying (a seq gap still open)
+    provenance: ProvenanceSummary | None = None  # manual entries' authors and operator signatures
 
 
 def verify_log(store: Store, device_keys: Mapping[str, str]) -> VerifyReport:
@@ -70,13 +72,15 @@ def verify_log(store: Store, device_keys: Mapping[str, str]) -> VerifyReport:
         checker.problem = _leave_problem(store.leave_rows(), checker.leaves)
     if checker.problem is None and (snapshot := snapshot_problem(store)) is not None:
         checker.problem = (None, snapshot)
-    notes = tuple(checker.seqs.open_gaps)
+    notes, provenance = tuple(checker.seqs.open_gaps), checker.provenance.summary
     if checker.problem is None:
-        return VerifyReport(ok=True, entries=entries, first_bad=None, problem=None, notes=notes)
+        return VerifyReport(ok=True, entries=entries, first_bad=None, problem=None, notes=notes,
+                            provenance=provenance)
     first_bad, problem = checker.problem
     if first_bad is not None and not problem.startswith("entry "):
         problem = f"entry {first_bad}: {problem}"
-    return VerifyReport(ok=False, entries=entries, first_bad=first_bad, problem=problem, notes=notes)
+    return VerifyReport(ok=False, entries=entries, first_bad=first_bad, problem=problem, notes=notes,
+                        provenance=provenance)
 
 
 def head_problem(store: Store, head: str) -> str | None:
@@ -124,6 +128,7 @@ class _Checker:
         self.leaves: list[AuditEntry] = []  # leave entries, checked against the leave table after
         self.problem: tuple[int | None, str] | None = None
         self.seqs = SeqContinuity()  # every device's seqs without holes (wire/record.py)
+        self.provenance = ProvenanceCheck()  # manual entries' operator signatures (wire/provenance.py)
 
     def check(self, entry: AuditEntry, rows: Mapping[str, StoredEvent]) -> None:
         seq = entry.seq
@@ -149,6 +154,9 @@ class _Checker:
             self.leaves.append(entry)
         if (carried := carried_head_problem(seq, entry.prev_hash, entry.data)) is not None:
             self._bad(seq, carried)
+            return
+        if (authored := self.provenance.notice(entry.kind, entry.data)) is not None:
+            self._bad(seq, authored)
             return
         self.seqs.notice(seq, entry.kind, entry.data)
         if entry.kind == "event":

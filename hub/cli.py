@@ -13,7 +13,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hub import cli_broker, cli_complaints, cli_staff, cli_users, cli_window
+from hub import cli_broker, cli_complaints, cli_staff, cli_users, cli_window, operators
 from hub import config as hub_config
 from hub.api_objects import attendance_object, log_object
 from hub.audit import head_problem, render_entry, verify_log
@@ -23,6 +23,7 @@ from hub.export import export_bundle, signed_head
 from hub.hall import hall_day
 from hub.leave import record_leave
 from hub.reports import attendance_table
+from hub.roster_log import config_problem, ensure_logged
 from hub.store.store import Store
 from hub.text import EMPTY
 from hub.views import Names, leave_text, quarantine_text
@@ -83,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--to", dest="end", required=True, help="YYYY-MM-DD (whole day) or a time")
     add.add_argument("--approver", required=True)
     add.add_argument("--reason", default="")
+    operators.signing(add, "who records the leave (记录人), named in the log entry")
     with_config(leave_sub.add_parser("list", help="list recorded leave"))
 
     quarantine = with_config(sub.add_parser("quarantine", help="messages refused, with reasons"))
@@ -92,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     COMMANDS.update(cli_staff.add_commands(sub, with_config))
     COMMANDS.update(cli_broker.add_commands(sub, with_config))
     COMMANDS.update(cli_users.add_commands(sub, with_config))
+    COMMANDS.update(operators.add_commands(sub, with_config))
     return parser
 
 
@@ -100,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "keygen":
             return keyfile.keygen(args.out)
+        if args.command == "operator":
+            return operators.keygen(args)
         try:
             config = hub_config.load(args.config, read_key=_signs(args))
         except ConfigError as exc:
@@ -128,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"错误 error: {exc}", file=sys.stderr)
             return 2
         try:
+            provenance = operators.command_provenance(args, store)  # --by, --sign-with
+            if provenance is not None:
+                store = store.authored(provenance)
             return COMMANDS[args.command](args, config, store)
         except ValueError as exc:
             print(f"错误 error: {exc}", file=sys.stderr)
@@ -152,7 +160,8 @@ def _creates_store(args: argparse.Namespace) -> bool:
     return (args.command == "run" or getattr(args, "leave_command", None) == "add"
             or getattr(args, "complaints_command", None) == "add"
             or getattr(args, "staff_command", None) == "enroll"
-            or getattr(args, "user_command", None) == "add")
+            or getattr(args, "user_command", None) == "add"
+            or getattr(args, "roster_command", None) == "apply")
 
 
 def _run(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
@@ -161,6 +170,7 @@ def _run(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     from hub.service import HubService
 
     store.clock_policy = "clamp"  # the daemon never stops over a clock stepped back: entries keep order
+    ensure_logged(config, store, args.config)  # RosterNotLogged, a ValueError: exit 2 before any start
     service = HubService(config, store.clock, store)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -231,8 +241,14 @@ def _log(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
             print(f"链头相符 head {args.head} is entry {args.head.partition(':')[0]} of the log")
         for note in report.notes:
             print(f"注意 note: {note} (still open: the hub reports a gap after the edges' resends)")
+        if report.ok and (roster := config_problem(config, store)) is not None:
+            print(f"日志校验失败 log verification FAILED: {roster}; log it with `hall-hub roster apply`",
+                  file=sys.stderr)
+            return 1
         if report.ok:
             print(f"日志完整 log verified: {report.entries} entries, chain, signatures and device seqs hold")
+            if report.provenance is not None:
+                print(report.provenance.line())
             return 0
         where = f" at entry {report.first_bad}" if report.first_bad is not None else ""
         print(f"日志校验失败 log verification FAILED{where}: {report.problem}", file=sys.stderr)

@@ -12,6 +12,7 @@ from typing import Any
 from hub.api_objects import complaint_json
 from hub.complaints import NewComplaint, add_complaint, close_complaint, complaint_contacts, complaints_in
 from hub.config import HubConfig
+from hub.operators import signing
 from hub.receipts import Target, ack_text, complaint_receipt, print_on
 from hub.store.store import Store
 from hub.views import Names, complaint_state, complaints_text
@@ -38,6 +39,7 @@ def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argp
     add.add_argument("--print", dest="print_on", metavar="DEVICE:UNIT",
                      help="投诉回执 print the complainant's receipt on this box's printer")
     add.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the print ack")
+    signing(add)
     listing = with_config(complaints_sub.add_parser("list", help="the register, overdue ones marked"))
     listing.add_argument("--open", action="store_true", help="only complaints not yet answered")
     listing.add_argument("--from", dest="since", type=date.fromisoformat, help="registered on or after")
@@ -46,10 +48,12 @@ def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argp
     listing.add_argument("--contacts", action="store_true",
                          help="manager's view: show the complainants' contacts (the view is logged)")
     listing.add_argument("--by", default="", help="who views the contacts (with --contacts)")
+    signing(listing)
     close = with_config(complaints_sub.add_parser("close", help="record the answer and file it (答复, 归档)"))
     close.add_argument("--id", required=True)
     close.add_argument("--by", required=True, help="who answered")
     close.add_argument("--result", required=True, help="the answer given, e.g. 已当面答复, 群众满意")
+    signing(close)
     return {"complaints": _complaints}
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from hub.commands import publish_roster
 from hub.config import HubConfig
+from hub.operators import signing
 from hub.store.store import Store
 from hub.views import Names
 
@@ -27,6 +28,7 @@ def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argp
     enroll.add_argument("--no-publish", action="store_true",
                         help="do not publish the new gallery now (the running hub does within seconds)")
     enroll.add_argument("photos", nargs="+", type=Path)
+    signing(enroll, "who enrolls the photos (with the person's consent), named in the log")
     identify = with_config(staff_sub.add_parser("identify", help="who the faces in photos are"))
     identify.add_argument("--json", action="store_true")
     identify.add_argument("photos", nargs="+", type=Path)
@@ -38,6 +40,7 @@ def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argp
     revoke.add_argument("--by", required=True, help="who decided it")
     revoke.add_argument("--reason", default="", help="e.g. 离职 left, 撤回同意 consent withdrawn")
     revoke.add_argument("--no-publish", action="store_true")
+    signing(revoke)
     return {"staff": _staff}
 
 

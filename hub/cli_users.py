@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import signal
 import sys
@@ -13,11 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 from hub.config import HubConfig
+from hub.operators import signing
 from hub.store.store import Store
 from hub.store.users import ROLE_ZH, ROLES, add_user, all_users, disable_user, issue_token, revoke_tokens
 from hub.text import table
 
 Handler = Callable[[argparse.Namespace, HubConfig, Store], int]
+BY = "who does it (the entry also names the OS user and host)"
 
 
 def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
@@ -30,29 +31,25 @@ def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argp
     add.add_argument("--role", required=True, choices=ROLES,
                      help="inspector 督查, manager 中心负责人, staff 窗口人员")
     add.add_argument("--staff", help="the roster id a staff account speaks for (role staff only)")
+    signing(add, BY)
     listing = with_config(user_sub.add_parser("list", help="users, roles, state and token ids "
                                                            "(never a hash)"))
     listing.add_argument("--json", action="store_true")
     disable = with_config(user_sub.add_parser("disable", help="disable a user for good (sessions and "
                                                               "tokens stop at once)"))
     disable.add_argument("--name", required=True)
+    signing(disable, BY)
     token = with_config(user_sub.add_parser("token", help="issue an API token and print it once"))
     token.add_argument("--name", required=True)
+    signing(token, BY)
     revoke = with_config(user_sub.add_parser("revoke-token", help="revoke one token, or all of a user's"))
     which = revoke.add_mutually_exclusive_group(required=True)
     which.add_argument("--name", help="every token of this user")
     which.add_argument("--id", help="the token with this id (`user list`)")
+    signing(revoke, BY)
     with_config(sub.add_parser("web", help="serve the web console alone (an inspector's copy of the "
                                            "store; needs [web] listen)"))
     return {"user": _user, "web": _web}
-
-
-def operator() -> str:
-    """Who runs the command on the hub: their login, named in the log entry."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _user(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
@@ -64,22 +61,22 @@ def _user(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
         password = line.removesuffix("\n").removesuffix("\r")
         if sys.stdin.read(1):
             raise ValueError("give the password alone on one line of stdin")
-        done = add_user(store, args.name, args.role, args.staff, password, operator())
+        done = add_user(store, args.name, args.role, args.staff, password, args.by)
         print(f"已添加用户 user {done.name} added: {ROLE_ZH[done.role]} {done.role}"
               + (f", staff {done.staff}" if done.staff else ""))
         return 0
     if command == "disable":
-        disable_user(store, args.name, operator())
+        disable_user(store, args.name, args.by)
         print(f"已停用 user {args.name} disabled")
         return 0
     if command == "token":
-        token_id, token = issue_token(store, args.name, operator())
+        token_id, token = issue_token(store, args.name, args.by)
         print(f"# token {token_id} for {args.name}: shown once, keep it secret "
               f"(Authorization: Bearer ...)", file=sys.stderr)
         print(token)
         return 0
     if command == "revoke-token":
-        ids = revoke_tokens(store, by=operator(), name=args.name, token_id=args.id)
+        ids = revoke_tokens(store, by=args.by, name=args.name, token_id=args.id)
         print(f"已撤销 revoked {len(ids)} token(s): {' '.join(ids) or '-'}")
         return 0
     found = all_users(store)

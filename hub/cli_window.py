@@ -18,6 +18,7 @@ from hub.config import HubConfig
 from hub.hall import cases, close_case, hall_day, month_days
 from hub.month_summary import summarize
 from hub.monthly import summary_json, summary_text, write_summary
+from hub.operators import signing
 from hub.receipts import Target, ack_text, month_receipt, print_on
 from hub.receipts import body as receipt_body
 from hub.rules.ratings import by_day, by_month, by_staff, by_window, statistics
@@ -44,6 +45,7 @@ def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argp
     appeal.add_argument("--rating", required=True, help="the rating's event id (ratings --json: id)")
     appeal.add_argument("--by", required=True, help="who appeals")
     appeal.add_argument("--reason", required=True)
+    signing(appeal)
     decide = with_config(ratings_sub.add_parser("decide",
                                                 help="复核 accept or reject a rating's open appeal"))
     decide.add_argument("--rating", required=True)
@@ -52,6 +54,7 @@ def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argp
     verdict.add_argument("--accept", action="store_true", help="the rating leaves every statistic")
     verdict.add_argument("--reject", action="store_true", help="the rating keeps counting")
     decide.add_argument("--note", required=True, help="the grounds of the decision")
+    signing(decide)
     away = with_config(sub.add_parser("away", help="离岗 away periods of a day"))
     away.add_argument("--date", required=True, type=date.fromisoformat)
     away.add_argument("--json", action="store_true")
@@ -70,6 +73,7 @@ def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argp
     close.add_argument("--by", required=True, help="who followed it up")
     close.add_argument("--result", required=True, help="e.g. 已电话回访, 群众满意")
     close.add_argument("--note", default="")
+    signing(close)
 
     report = sub.add_parser("report", help="reports")
     report_sub = report.add_subparsers(dest="report_command", required=True)

@@ -139,6 +139,13 @@ class DeviceConfig(_Section):
                        "anything else on its state topic is quarantined; 1: plain JSON state, unsigned")
 
 
+class OperatorConfig(_Section):
+    """A person whose key signs the manual entries they make (`--sign-with`); logged with the roster."""
+
+    name: str = Field(min_length=1, max_length=64, description="as given to --by")
+    public_key: HexKey = Field(description="printed by `hall-hub operator keygen`")
+
+
 class StaffConfig(_Section):
     id: RosterId
     name: str
@@ -310,6 +317,7 @@ class HubConfig(_Section):
     devices: list[DeviceConfig] = Field(default_factory=list)
     staff: list[StaffConfig] = Field(default_factory=list)
     windows: list[WindowConfig] = Field(default_factory=list, description="windows with their desks")
+    operators: list[OperatorConfig] = Field(default_factory=list, description="operator keys in force")
     schedule: ScheduleConfig = ScheduleConfig()
     ratings: RatingsConfig = RatingsConfig()
     cases: CasesConfig = CasesConfig()
@@ -350,7 +358,9 @@ class HubConfig(_Section):
             raise ValueError("devices: 'hub' is the hub's own broker user, not a device id")
         for section, ids in (("devices", [d.id for d in self.devices]),
                              ("staff", [s.id for s in self.staff]),
-                             ("windows", [w.id for w in self.windows])):
+                             ("windows", [w.id for w in self.windows]),
+                             ("operators", [o.name for o in self.operators]),
+                             ("operators' public_key", [o.public_key for o in self.operators])):
             duplicates = sorted({i for i in ids if ids.count(i) > 1})
             if duplicates:
                 raise ValueError(f"{section}: id(s) {duplicates} appear more than once")

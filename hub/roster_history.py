@@ -1,9 +1,10 @@
 """The roster and settings in force on a past day, from the audit log's `roster` entries.
 
-The daemon logs the roster when it starts with one that differs from the last logged
-(`hub/service.py`): staff with their desks, windows, devices, the schedule, and the settings a
-report is computed with. A report of a past month reads them back here, so that editing hub.toml
-today (a new staff member, another grace period) does not rewrite what a past month was.
+`hall-hub roster apply` logs the roster (hub/roster_log.py; the daemon logs only the first roster
+of a new store, and refuses to start with another than the last logged): staff with their desks,
+windows, devices, the schedule, and the settings a report is computed with. A report of a past
+month reads them back here, so that editing hub.toml today (a new staff member, another grace
+period) does not rewrite what a past month was.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ ALERT_KEYS = ("late_return_grace_minutes", "unattended_min_minutes")
 def roster_record(config: HubConfig) -> dict[str, Any]:
     """What a `roster` entry holds: staff with their desks, windows, devices, the schedule, and the
     settings the rules and reports read (`settings`: ratings, cases, complaints, the alert
-    thresholds, the reports' bottom_marked)."""
-    return {
+    thresholds, the reports' bottom_marked); `operators` (their public keys) when any is configured,
+    so a roster logged before operators existed still equals one configured without."""
+    keys = [o.model_dump(mode="json") for o in config.operators]
+    return ({"operators": keys} if keys else {}) | {
         "staff": [vars(m) | {"cards": list(m.cards)} for m in config.roster()],
         "windows": [w.model_dump(mode="json") for w in config.windows],
         "devices": config.device_keys(),

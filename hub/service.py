@@ -34,7 +34,7 @@ from hub.device_state import DeviceStates
 from hub.domain import Quarantined, StoredEvent
 from hub.faces import gallery_version, roster_body
 from hub.ingest import Decoder
-from hub.roster_history import roster_record
+from hub.roster_log import ensure_logged
 from hub.scheduler import HallScheduler
 from hub.snapshots import WaitingSnapshots
 from hub.store.store import Outcome, Store
@@ -463,11 +463,9 @@ class HubService:
             self.watermarks.accept(device, seq, now, epoch)
 
     def _log_roster_if_changed(self) -> None:
-        roster = roster_record(self.config)  # what a report of a past month is computed with
-        last = self.store.last_audit("roster")
-        if last is None or last.data != roster:
-            self.store.append("roster", roster)
-            log.info("roster change recorded in the log")
+        """The first roster of a new store; a roster changed in hub.toml but not logged (`hall-hub
+        roster apply`) raises RosterNotLogged (hub/roster_log.py)."""
+        ensure_logged(self.config, self.store)
 
 
 def _topic_of(item: StoredEvent | Quarantined) -> str:

@@ -1,6 +1,7 @@
 """What `hall-verify` checks of a bundle: the chain (hashes, links, time never backwards), every
 event's device signature against the key in force (the roster history), the heads daily closes
-carry, the hub's signature on the bundle's head, and every device's seq continuity."""
+carry, the hub's signature on the bundle's head, every device's seq continuity, and every manual
+entry's operator signature against the operator keys in force (wire/provenance.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from verifier.bundle import Bundle
 from wire.envelope import PublicKey, WireError, load_public_key, parse, parse_ts, verify
+from wire.provenance import ProvenanceCheck, ProvenanceSummary
 from wire.record import (
     PERSONAL_KINDS,
     ZERO_HASH,
@@ -39,6 +41,7 @@ class Proof:
     open_gaps: list[str] = field(default_factory=list)
     keys_configured: bool = False  # some event was checked with a key of keys.json, not of a roster
     key_source: str = "roster"  # where the keys in force come from: "roster" or "configured"
+    provenance: ProvenanceSummary = field(default_factory=ProvenanceSummary)  # manual entries' signers
 
 
 class _Failed(Exception):
@@ -68,6 +71,8 @@ def _check(bundle: Bundle, hub_key: str | None, proof: Proof) -> None:
     if proof.first == 1 and proof.anchored != ZERO_HASH:
         raise _Failed("条目 1: the first entry does not start from the zero hash (entries removed)")
     keys = _initial_keys(bundle, proof)
+    authors = ProvenanceCheck(bundle.roster_before[-1]["data"] if bundle.roster_before else None)
+    proof.provenance = authors.summary
     seqs = SeqContinuity(partial=partial)
     expected, prev_hash, prev_at = proof.first, proof.anchored, None
     for entry in bundle.entries:
@@ -91,6 +96,8 @@ def _check(bundle: Bundle, hub_key: str | None, proof: Proof) -> None:
             raise _Failed(f"{where}: time goes backwards ({entry.get('at')} is before entry {seq - 1})")
         if isinstance(data, dict):
             _content(seq, at, kind, entry, data, prev_hash, keys, seqs, proof)
+        if (authored := authors.notice(kind, data if isinstance(data, dict) else None)) is not None:
+            raise _Failed(f"{where}: {authored}")
         expected, prev_hash, prev_at = seq + 1, str(entry.get("hash")), at
     proof.last = expected - 1
     found = seqs.problem(prev_at)

@@ -62,6 +62,7 @@ def proved(proof: Proof, hall: str) -> list[str]:
         f"  设备 devices: {devices}; 序号连续 seqs continuous ({proof.gaps} logged seq_gap, "
         f"{proof.resets} seq_reset)",
         f"  日结链头 daily close heads: {proof.closes} match the chain",
+        f"  来源 provenance: {proof.provenance.line()}",
     ]
     if proof.withheld:
         lines.append(f"  个人信息 {proof.withheld} entries withheld (personal data): linked, content "
@@ -71,6 +72,9 @@ def proved(proof: Proof, hall: str) -> list[str]:
     lines.append("  未能证明 not proved: that nothing was cut after the head, nor a whole chain rewritten "
                  "by the holder of the hub's key before this head was taken (compare the head with one kept "
                  "outside: a printed notice, `hall-hub log head`)")
+    if proof.provenance.unsigned or proof.provenance.unknown_key:
+        lines.append("  未能证明 not proved: who wrote the unsigned manual entries (the hub's record of "
+                     "their author only), nor those signed with a key not in force")
     return lines
 
 

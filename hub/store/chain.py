@@ -9,6 +9,7 @@ entry is about in time (a leave's range, when a case was closed) is its content,
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -24,6 +25,9 @@ from wire.record import ZERO_HASH, entry_hash
 __all__ = ["ZERO_HASH", "Chain", "ClockBehind", "entry_hash", "holds", "next_number"]
 MAX_REF_LEN = 64
 ClockPolicy = Literal["refuse", "clamp"]
+# kind, data -> data with its author (and operator signature) when the kind is a person's
+# (hub/provenance.py `Provenance.stamp`); applied last, so that it covers the entry's whole content
+Stamp = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
 class ClockBehind(ValueError):
@@ -46,15 +50,17 @@ class Chain:
     hash: str
     last_at: datetime | None
     rows: list[dict[str, Any]] = field(default_factory=list)
+    stamp: Stamp | None = None
 
     @classmethod
-    def after_last(cls, conn: Connection, clock: Clock, policy: ClockPolicy = "refuse") -> Chain:
+    def after_last(cls, conn: Connection, clock: Clock, policy: ClockPolicy = "refuse",
+                   stamp: Stamp | None = None) -> Chain:
         last = conn.execute(
             select(audit.c.seq, audit.c.hash, audit.c.at).order_by(audit.c.seq.desc()).limit(1)
         ).first()
         if last is None:
-            return cls(clock, policy, 0, ZERO_HASH, None)
-        return cls(clock, policy, last.seq, last.hash, datetime.fromisoformat(last.at))
+            return cls(clock, policy, 0, ZERO_HASH, None, stamp=stamp)
+        return cls(clock, policy, last.seq, last.hash, datetime.fromisoformat(last.at), stamp=stamp)
 
     def add(self, kind: str, data: dict[str, Any], ref: str | None) -> AuditEntry:
         if kind not in LOG_KINDS:
@@ -64,6 +70,8 @@ class Chain:
         at_text = format_ts(self._now())
         # Normalise through JSON so the returned entry equals what a reader gets back.
         data = json.loads(canonical(data))
+        if self.stamp is not None:
+            data = json.loads(canonical(self.stamp(kind, data)))
         seq, prev = self.seq + 1, self.hash
         digest = entry_hash(seq, at_text, kind, ref, data, prev)
         self.rows.append(

@@ -14,6 +14,7 @@ rows that do not match them.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -29,6 +30,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from hub.domain import AuditEntry, Leave, Quarantined, StoredEvent
+from hub.provenance import Provenance
 from hub.store.chain import ZERO_HASH, Chain, ClockBehind, ClockPolicy, entry_hash, holds, next_number
 from hub.store.rows import (
     audit_entry,
@@ -93,6 +95,7 @@ class Store:
         self._verified: dict[str, bytes] = {}  # event id -> digest of the raw bytes that verified
         self._refused: set[str] = set()  # event ids already warned about
         self._first: AuditEntry | None = None
+        self.provenance: Provenance | None = None  # who the manual entries appended are by
         if create:
             with self._writing() as conn:
                 metadata.create_all(conn)
@@ -111,6 +114,18 @@ class Store:
     def close(self) -> None:
         self._engine.dispose()
 
+    def authored(self, provenance: Provenance) -> Store:
+        """This store (the same engine and caches) appending as `provenance`: every entry of a
+        person's kind gets its author, and with an operator key its signature (hub/provenance.py)."""
+        view = copy.copy(self)
+        view.provenance = provenance
+        return view
+
+    def chain(self, conn: Connection) -> Chain:
+        """Appending after the last entry, inside the writing transaction `conn`."""
+        stamp = None if self.provenance is None else self.provenance.stamp
+        return Chain.after_last(conn, self.clock, self.clock_policy, stamp)
+
     # --- writing ---------------------------------------------------------------------------
 
     def ingest(self, items: Sequence[StoredEvent | Quarantined]) -> list[Outcome]:
@@ -119,7 +134,7 @@ class Store:
         outcomes: list[Outcome] = []
         with self._writing() as conn:
             known = _raws_by_id(conn, ids)
-            chain = Chain.after_last(conn, self.clock, self.clock_policy)
+            chain = self.chain(conn)
             event_rows: list[dict[str, Any]] = []
             quarantine_rows: list[dict[str, Any]] = []
             for item in items:
@@ -153,7 +168,7 @@ class Store:
     def append(self, kind: str, data: dict[str, Any], ref: str | None = None) -> AuditEntry:
         """Append a manual or derived entry (roster, seq_reset, seq_gap, findings...)."""
         with self._writing() as conn:
-            chain = Chain.after_last(conn, self.clock, self.clock_policy)
+            chain = self.chain(conn)
             entry = chain.add(kind, data, ref)
             chain.write(conn)
         return entry
@@ -162,7 +177,7 @@ class Store:
         """Append with `head`: {entries, hash} of the chain as it stood just before this entry, read
         under the writer lock so that nothing comes between (a daily close carries the day's head)."""
         with self._writing() as conn:
-            chain = Chain.after_last(conn, self.clock, self.clock_policy)
+            chain = self.chain(conn)
             entry = chain.add(kind, {**data, "head": {"entries": chain.seq, "hash": chain.hash}}, ref)
             chain.write(conn)
         return entry
@@ -171,7 +186,7 @@ class Store:
         """Append with the ref `prefix` + the next number of that prefix (001, 002, ...), chosen under
         the writer lock so that two writers never take the same; the ref is also `data["id"]`."""
         with self._writing() as conn:
-            chain = Chain.after_last(conn, self.clock, self.clock_policy)
+            chain = self.chain(conn)
             ref = f"{prefix}{next_number(conn, kind, prefix):03d}"
             entry = chain.add(kind, {**data, "id": ref}, ref)
             chain.write(conn)
@@ -182,7 +197,7 @@ class Store:
         range is the entry's content, never its position in time. `recorded_by`: the console user who
         recorded it, in the entry only (`by`)."""
         with self._writing() as conn:
-            chain = Chain.after_last(conn, self.clock, self.clock_policy)
+            chain = self.chain(conn)
             row = {
                 "staff": leave.staff,
                 "start": format_ts(leave.start),

@@ -21,7 +21,6 @@ from typing import Literal
 
 from sqlalchemy import insert, select
 
-from hub.store.chain import Chain
 from hub.store.schema import tokens, users
 from hub.store.store import Store
 from wire.envelope import format_ts
@@ -101,7 +100,7 @@ def add_user(store: Store, name: str, role: Role, staff: str | None, password: s
     with store.writing() as conn:
         if conn.execute(select(users.c.name).where(users.c.name == name)).first():
             raise ValueError(f"user {name!r} exists already (names are not reused)")
-        chain = Chain.after_last(conn, store.clock, store.clock_policy)
+        chain = store.chain(conn)
         entry = chain.add("user_add", {"name": name, "role": role, "staff": staff, "by": by}, name)
         conn.execute(insert(users), [{"name": name, "role": role, "staff": staff, "password": hashed,
                                       "created_at": format_ts(entry.at)}])
@@ -127,7 +126,7 @@ def issue_token(store: Store, name: str, by: str) -> tuple[str, str]:
     token = secrets.token_urlsafe(32)
     token_id = secrets.token_hex(4)
     with store.writing() as conn:
-        chain = Chain.after_last(conn, store.clock, store.clock_policy)
+        chain = store.chain(conn)
         entry = chain.add("token_issue", {"id": token_id, "user": name, "by": by}, token_id)
         conn.execute(insert(tokens), [{"id": token_id, "user": name, "sha256": token_digest(token),
                                        "issued_at": format_ts(entry.at)}])

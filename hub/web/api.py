@@ -21,7 +21,7 @@ from hub.domain import LOG_KINDS, Appeal
 from hub.hall import close_case, hall_day, month_days
 from hub.leave import record_leave
 from hub.reports import find_rating
-from hub.web.auth import Principal, hub_of, own_scope, require
+from hub.web.auth import Principal, authored, hub_of, own_scope, require
 from hub.web.rights import Right
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
@@ -158,8 +158,8 @@ def add_leave(request: Request, body: LeaveBody,
               caller: Annotated[Principal, Depends(require(Right.RECORD_LEAVE))]) -> Json:
     hub = hub_of(request)
     try:
-        leave, entry = record_leave(hub.config, hub.store, body.staff, body.start, body.end, body.approver,
-                                    body.reason, by=caller.user.name)
+        leave, entry = record_leave(hub.config, authored(request, caller), body.staff, body.start, body.end,
+                                    body.approver, body.reason, by=caller.user.name)
     except ValueError as exc:
         raise _refused(exc) from exc
     return {"staff": leave.staff, "from": leave.start.isoformat(), "to": leave.end.isoformat(),
@@ -171,7 +171,8 @@ def close_a_case(request: Request, case_id: str, body: CloseCaseBody,
                  caller: Annotated[Principal, Depends(require(Right.CLOSE_CASE))]) -> Json:
     hub = hub_of(request)
     try:
-        seq = close_case(hub.config, hub.store, case_id, caller.user.name, body.result, body.note)
+        seq = close_case(hub.config, authored(request, caller), case_id, caller.user.name, body.result,
+                         body.note)
     except ValueError as exc:
         raise _refused(exc) from exc
     return {"case": case_id, "closed_by": caller.user.name, "result": body.result, "log_seq": seq}
@@ -180,9 +181,8 @@ def close_a_case(request: Request, case_id: str, body: CloseCaseBody,
 @router.post("/complaints/{complaint_id}/close")
 def close_a_complaint(request: Request, complaint_id: str, body: CloseComplaintBody,
                       caller: Annotated[Principal, Depends(require(Right.CLOSE_COMPLAINT))]) -> Json:
-    hub = hub_of(request)
     try:
-        done = close_complaint(hub.store, complaint_id, caller.user.name, body.result)
+        done = close_complaint(authored(request, caller), complaint_id, caller.user.name, body.result)
     except ValueError as exc:
         raise _refused(exc) from exc
     return objects.complaint_json(done)
@@ -213,7 +213,7 @@ def appeal(request: Request, rating_id: str, body: AppealBody,
     if not caller.may(Right.APPEAL_ANY) and attributed_to != caller.user.staff:
         raise HTTPException(403, "无权限 a staff account may appeal only ratings attributed to itself")
     try:
-        done = appeal_rating(hub_of(request).store, rating_id, caller.user.name, body.reason)
+        done = appeal_rating(authored(request, caller), rating_id, caller.user.name, body.reason)
     except ValueError as exc:
         raise _refused(exc) from exc
     return _appeal_json(done)
@@ -225,7 +225,7 @@ def decide(request: Request, rating_id: str, body: DecideBody,
     if find_rating(hub_of(request).store, rating_id) is None:
         raise HTTPException(404, f"no rating {rating_id!r} in the record")
     try:
-        done = decide_appeal(hub_of(request).store, rating_id, caller.user.name, body.accept, body.note)
+        done = decide_appeal(authored(request, caller), rating_id, caller.user.name, body.accept, body.note)
     except ValueError as exc:
         raise _refused(exc) from exc
     return _appeal_json(done)

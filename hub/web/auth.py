@@ -21,6 +21,7 @@ from typing import Literal
 from fastapi import HTTPException, Request
 
 from hub.config import HubConfig
+from hub.provenance import Provenance, web_author
 from hub.store.store import Store
 from hub.store.users import User, find_user, token_user
 from hub.web.rights import RIGHTS, Right
@@ -114,6 +115,12 @@ class WebHub:
 def hub_of(request: Request) -> WebHub:
     hub: WebHub = request.app.state.hub
     return hub
+
+
+def authored(request: Request, caller: Principal) -> Store:
+    """The console's store appending as the logged-in user: every manual entry names them as its
+    author (`via: "web"`, no operator signature: the console holds no operator's key)."""
+    return hub_of(request).store.authored(Provenance(web_author(caller.user.name)))
 
 
 @dataclass(frozen=True)

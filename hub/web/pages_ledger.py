@@ -16,7 +16,7 @@ from hub.complaints import close_complaint, complaint_contacts
 from hub.hall import close_case
 from hub.store.snapshots import snapshot_hash, view_snapshot
 from hub.views import FINDING_ZH, KIND_ZH, LEVEL_ZH, REASON_ZH, STATE_ZH, Names, finding_detail
-from hub.web.auth import Principal, hub_of, own_scope, require
+from hub.web.auth import Principal, authored, hub_of, own_scope, require
 from hub.web.forms import TextQuery, blank, now_of, refused, today_of
 from hub.web.rights import Right
 from hub.web.templating import render
@@ -79,7 +79,7 @@ def event_page(request: Request, event_id: str,
 @router.get("/events/{event_id}/snapshot")
 def snapshot(request: Request, event_id: str,
              caller: Annotated[Principal, Depends(require(Right.VIEW_SNAPSHOTS))]) -> Response:
-    jpeg = view_snapshot(hub_of(request).store, event_id, caller.user.name)
+    jpeg = view_snapshot(authored(request, caller), event_id, caller.user.name)
     if jpeg is None:
         raise HTTPException(404, "无抓拍 no snapshot kept for this event (none taken, or purged)")
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
@@ -108,7 +108,7 @@ def close_a_case(request: Request, case_id: str, result: Annotated[str, Form(min
                  note: Annotated[str, Form(max_length=1000)] = "") -> Response:
     hub = hub_of(request)
     try:
-        close_case(hub.config, hub.store, case_id, caller.user.name, result, note)
+        close_case(hub.config, authored(request, caller), case_id, caller.user.name, result, note)
     except ValueError as exc:
         raise refused(exc) from exc
     return RedirectResponse(f"/cases#c-{case_id}", status_code=303)
@@ -134,7 +134,8 @@ def complaint_page(request: Request, complaint_id: str, caller: Reader, contact:
         raise HTTPException(403, "无权限 a staff account sees only its own records")
     shown: str | None = None
     if contact and caller.may(Right.VIEW_CONTACTS):
-        shown = complaint_contacts(hub.store, [complaint_id], caller.user.name).get(complaint_id, "")
+        shown = complaint_contacts(authored(request, caller), [complaint_id],
+                                   caller.user.name).get(complaint_id, "")
     return render(request, "complaint.html", caller, title=f"投诉 {complaint_id}", c=found, contact=shown,
                   names=Names.of(hub.config), kind_zh=KIND_ZH)
 
@@ -144,7 +145,7 @@ def close_a_complaint(request: Request, complaint_id: str,
                       result: Annotated[str, Form(min_length=1, max_length=1000)],
                       caller: Annotated[Principal, Depends(require(Right.CLOSE_COMPLAINT))]) -> Response:
     try:
-        close_complaint(hub_of(request).store, complaint_id, caller.user.name, result)
+        close_complaint(authored(request, caller), complaint_id, caller.user.name, result)
     except ValueError as exc:
         raise refused(exc) from exc
     return RedirectResponse(f"/complaints/{complaint_id}", status_code=303)

@@ -16,7 +16,7 @@ from hub.complaints import complaints_in
 from hub.hall import month_days
 from hub.month_summary import summarize
 from hub.receipts import Target, complaint_receipt, month_receipt, print_on
-from hub.web.auth import Principal, hub_of, require
+from hub.web.auth import Principal, authored, hub_of, require
 from hub.web.forms import now_of
 from hub.web.rights import Right
 
@@ -59,5 +59,6 @@ def _send(request: Request, caller: Principal, target: str, job: dict[str, Any],
         raise HTTPException(400, "本控制台没有中心私钥, 不能下发打印任务 (the console runs without the "
                                  "hub's private key; print from `hall-hub run` or the CLI)") from exc
     command_id, _ = print_on(hub.config, hub.store, Target.parse(target), job, wait=0)
-    hub.store.append("print_job", {"by": caller.user.name, "target": target, "title": job["title"],
-                                   "command": command_id, "of": ref}, ref=ref[:64])
+    authored(request, caller).append("print_job", {
+        "by": caller.user.name, "target": target, "title": job["title"], "command": command_id, "of": ref},
+        ref=ref[:64])

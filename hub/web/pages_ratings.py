@@ -16,7 +16,7 @@ from hub.month_summary import summarize
 from hub.reports import find_rating
 from hub.views import APPEAL_ZH, FLAG_ZH, LEVEL_ZH, Names
 from hub.web.api import rating_staff
-from hub.web.auth import Principal, hub_of, own_scope, require
+from hub.web.auth import Principal, authored, hub_of, own_scope, require
 from hub.web.charts import trend_svg
 from hub.web.forms import (
     MONTH_PATTERN,
@@ -66,7 +66,7 @@ def appeal(request: Request, rating_id: str, reason: Annotated[str, Form(min_len
     if not caller.may(Right.APPEAL_ANY) and attributed_to != caller.user.staff:
         raise HTTPException(403, "无权限 a staff account may appeal only ratings attributed to itself")
     try:
-        appeal_rating(hub_of(request).store, rating_id, caller.user.name, reason)
+        appeal_rating(authored(request, caller), rating_id, caller.user.name, reason)
     except ValueError as exc:
         raise refused(exc) from exc
     return _back(month, rating_id)
@@ -79,7 +79,7 @@ def decide(request: Request, rating_id: str, accept: Annotated[bool, Form()],
     if find_rating(hub_of(request).store, rating_id) is None:
         raise HTTPException(404, f"no rating {rating_id!r} in the record")
     try:
-        decide_appeal(hub_of(request).store, rating_id, caller.user.name, accept, note)
+        decide_appeal(authored(request, caller), rating_id, caller.user.name, accept, note)
     except ValueError as exc:
         raise refused(exc) from exc
     return _back(month, rating_id)
