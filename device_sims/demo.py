@@ -90,9 +90,9 @@ def run(workdir: Path) -> int:
     print(f"== 模拟大厅 simulated hall, {DAY}, clock x{SPEED:.0f}; files in {workdir}", flush=True)
     console_accounts(hub, f"http://127.0.0.1:{web_port}/")
     leave = hub("leave", "add", "--staff", "S010", "--from", DAY, "--to", DAY, "--approver", "办公室主任",
-                "--reason", "病假 sick leave")
+                "--reason", "病假 sick leave", "--by", "办公室主任")
     print(leave.stdout.strip() or leave.stderr.strip())
-    enrolled = hub("staff", "enroll", "--staff", "S001", "--no-publish", str(face))
+    enrolled = hub("staff", "enroll", "--staff", "S001", "--by", "管理员", "--no-publish", str(face))
     print(f"{enrolled.stdout.strip() or enrolled.stderr.strip()} (scikit-image's astronaut)")
     processes = [spawn("hub.cli", paths["hub"])]
     expected, acted = 0, False
@@ -139,7 +139,7 @@ def console_accounts(hub, url: str) -> None:  # type: ignore[no-untyped-def]
     print(f"== 网页控制台 web console: {url}  (大厅看板 {url}board, 去向显示牌 {url}display)")
     for name, role, role_zh in ACCOUNTS:
         password = secrets.token_urlsafe(9)
-        added = hub("user", "add", "--name", name, "--role", role, stdin=password + "\n")
+        added = hub("user", "add", "--name", name, "--role", role, "--by", "管理员", stdin=password + "\n")
         if added.returncode != 0:
             raise RuntimeError(f"user add {name}: {added.stderr.strip()}")
         print(f"   {role_zh} {role}: 用户名 user {name}  密码 password {password}")

@@ -146,7 +146,7 @@ def test_staff_identify_names_the_staff_member(tmp_path: Path) -> None:
                       '[[staff]]\nid = "S001"\nname = "张伟"\nwindow = "01"\n', encoding="utf-8")
     photos = [str(p) for p in sorted((faces / "enroll" / "obama").iterdir())]
     enrolled = run("hub.cli", "staff", "enroll", "--config", str(config), "--staff", "S001",
-                   "--no-publish", *photos)
+                   "--by", "管理员", "--no-publish", *photos)
     assert enrolled.returncode == 0, enrolled.stderr
     probe = str(sorted((faces / "probe" / "obama").iterdir())[0])
     text = run("hub.cli", "staff", "identify", "--config", str(config), probe)

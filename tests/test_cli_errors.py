@@ -192,7 +192,7 @@ def test_enroll_refuses_a_photo_without_a_face_a_non_image_and_a_missing_file(tm
     missing = tmp_path / "missing.jpg"
     for photo, problem in ((wall, "no face found"), (text, "not an image"), (missing, "no such file")):
         line = refused(run("hub.cli", "staff", "enroll", "--config", str(config), "--staff", "S001",
-                           "--no-publish", str(photo)))
+                           "--by", "管理员", "--no-publish", str(photo)))
         assert f"{photo}: " in line and problem in line, line
     store = Store(f"sqlite:///{tmp_path / 'hub.db'}", FixedClock(datetime(2026, 11, 24, tzinfo=UTC)))
     assert list(store.entries(ENROLL_KIND)) == []

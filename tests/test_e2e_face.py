@@ -42,14 +42,15 @@ def test_card_and_face_agree_disagree_and_a_photo_never_passes(tmp_path: Path, b
     hall = Hall(tmp_path / "hall", broker.url, STAFF)
     hall.write_edge_config(reader.path, units(reader.path, camera.url))
     try:
-        enrolled = hall.cli("staff", "enroll", "--staff", "S001", "--no-publish", str(OBAMA))
+        enrolled = hall.cli("staff", "enroll", "--staff", "S001", "--by", "管理员", "--no-publish",
+                            str(OBAMA))
         assert enrolled.returncode == 0, enrolled.stderr
         hall.start_hub()
         hall.start_edge()
         log = hall.workdir / "edge.log"
         wait_for(lambda: "1 face encoding(s)" in log.read_text(), 20, "the gallery at the edge", hall)
         # enrolled while everything runs: the edge takes the new gallery at once, no restart
-        enrolled = hall.cli("staff", "enroll", "--staff", "S002", str(BIDEN))
+        enrolled = hall.cli("staff", "enroll", "--staff", "S002", "--by", "管理员", str(BIDEN))
         assert enrolled.returncode == 0 and "roster published" in enrolled.stdout, enrolled.stderr
         wait_for(lambda: "2 face encoding(s)" in log.read_text(), 20, "the new gallery at the edge", hall)
 

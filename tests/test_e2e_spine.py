@@ -66,7 +66,7 @@ def test_taps_become_the_right_attendance(tmp_path: Path, broker: Mosquitto,
         reader.corrupt("67003B51C6")
         wait_for(lambda: len(stored_cards(hall)) == 2, 30, "two punches stored", hall)
         assert hall.cli("leave", "add", "--staff", "S004", "--from", "2026-11-24",
-                        "--to", "2026-11-24", "--approver", "主任").returncode == 0
+                        "--to", "2026-11-24", "--approver", "主任", "--by", "主任").returncode == 0
         result = hall.cli("attendance", "--date", "2026-11-24", "--at", "2026-11-24T13:00:00+08:00",
                           "--json")
         assert result.returncode == 0, result.stderr

@@ -50,7 +50,7 @@ def test_attendance_at_a_time_of_day_ignores_later_punches(hall: tuple[Path, Sto
 def test_month_counts_only_sessions_judged_since_go_live(hall: tuple[Path, Store], tmp_path: Path) -> None:
     config, _ = hall  # the log starts on DAY (a Tuesday): the month's earlier workdays are not judged
     leave = hub_cli(config, "leave", "add", "--staff", "S001", "--from", "2026-11-27", "--to", "2026-11-27",
-                    "--approver", "主任", "--clock", "2026-11-26T12:00:00+08:00")
+                    "--approver", "主任", "--by", "主任", "--clock", "2026-11-26T12:00:00+08:00")
     assert leave.returncode == 0, leave.stderr
     result = hub_cli(config, "report", "month", "--month", "2026-11", "--out", str(tmp_path),
                      "--clock", "2026-11-26T12:00:00+08:00")
@@ -86,7 +86,7 @@ def test_log_show_names_event_ids_and_refuses_an_unknown_kind(hall: tuple[Path, 
 def test_a_write_behind_the_log_is_refused(hall: tuple[Path, Store]) -> None:
     config, _ = hall  # the log's last entry is at 18:00 on DAY
     result = hub_cli(config, "leave", "add", "--staff", "S001", "--from", DAY, "--to", DAY,
-                     "--approver", "主任", "--clock", f"{DAY}T09:00:00+08:00")
+                     "--approver", "主任", "--by", "主任", "--clock", f"{DAY}T09:00:00+08:00")
     assert result.returncode == 2 and "behind the log's last entry" in result.stderr
     assert "Traceback" not in result.stderr
     assert "无记录" in hub_cli(config, "leave", "list").stdout
@@ -113,7 +113,7 @@ def test_listings_speak_chinese(hall: tuple[Path, Store]) -> None:
     assert '{"' not in findings  # no raw JSON
     assert hub_cli(config, "quarantine").stdout.strip().endswith("无记录 (none)")
     leave = hub_cli(config, "leave", "add", "--staff", "S002", "--from", "2026-11-30", "--to", "2026-11-30",
-                    "--approver", "办公室主任", "--reason", "事假")
+                    "--approver", "办公室主任", "--reason", "事假", "--by", "办公室主任")
     assert leave.returncode == 0, leave.stderr
     listed = hub_cli(config, "leave", "list").stdout.splitlines()
     assert listed[0].split() == ["编号", "人员", "自", "至", "批准人", "事由", "登记时间"]

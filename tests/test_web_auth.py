@@ -129,7 +129,8 @@ def test_next_never_leaves_the_site(client: TestClient) -> None:
 
 
 def user_cli(config: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hub.cli", "user", *args, "--config", str(config)],
+    by = () if args[0] == "list" else ("--by", "管理员")  # who adds, disables, issues: named in the log
+    return subprocess.run([sys.executable, "-m", "hub.cli", "user", *args, *by, "--config", str(config)],
                           input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=60)
 
 

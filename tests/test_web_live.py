@@ -71,7 +71,8 @@ def live_hall(tmp_path: Path, broker: Mosquitto) -> Iterator[LiveHall]:
         config.write(f'\n[web]\nlisten = "127.0.0.1:{port}"\n')
     hall.write_edge_config(bus.path, UNITS.format(card=reader.path, bus=bus.path))
     added = subprocess.run([sys.executable, "-m", "hub.cli", "user", "add", "--config", str(hall.hub_config),
-                            "--name", "insp", "--role", "inspector", "--clock", "2026-11-24T08:59:00+08:00"],
+                            "--name", "insp", "--role", "inspector", "--by", "管理员",
+                            "--clock", "2026-11-24T08:59:00+08:00"],
                            input=PASSWORD + "\n", text=True,
                            capture_output=True, cwd=ROOT, timeout=60)
     assert added.returncode == 0, added.stderr
