@@ -98,7 +98,8 @@ def test_the_examples_are_one_consistent_set_of_keys() -> None:
 
 def test_the_hub_example_shows_every_section() -> None:
     hub = tomllib.loads((ROOT / "config" / "hub.example.toml").read_text(encoding="utf-8"))
-    assert set(HubConfig.model_fields) - {"private_key_file"} <= set(hub)  # the file: commented
+    assert set(HubConfig.model_fields) - {"private_key_file", "operators"} <= set(hub)  # those: commented
+    assert "# [[operators]]" in (ROOT / "config" / "hub.example.toml").read_text(encoding="utf-8")
     assert hub["reports"]["dir"] == "/var/lib/hall-hub/reports"
     assert "StateDirectory=hall-hub" in (ROOT / "config" / "systemd" / "hall-hub.service").read_text()
 
