@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from hub import config as hub_config
 from hub.faces import ENROLL_KIND
+from hub.roster_history import roster_record
 from hub.store.store import Store
 from wire.clock import FixedClock
 from wire.envelope import generate_keypair
@@ -201,9 +203,10 @@ def test_enroll_refuses_a_photo_without_a_face_a_non_image_and_a_missing_file(tm
 
 def test_inspector_commands_need_no_private_key(tmp_path: Path) -> None:
     """An inspector's copy: the store and a config naming no key, or a key file they do not have."""
-    Store(f"sqlite:///{tmp_path / 'hub.db'}", FixedClock(datetime(2026, 11, 24, tzinfo=UTC))).append(
-        "roster", {"staff": []})
     config = tmp_path / "hub.toml"
+    config.write_text('hall = "h1"\n[store]\nurl = "sqlite:///hub.db"\n', encoding="utf-8")
+    Store(f"sqlite:///{tmp_path / 'hub.db'}", FixedClock(datetime(2026, 11, 24, tzinfo=UTC))).append(
+        "roster", roster_record(hub_config.load(config)))  # `log verify` compares it with hub.toml's
     for key_line in ("", 'private_key_file = "/nonexistent/hub.key"\n'):
         config.write_text(f'hall = "h1"\n{key_line}[store]\nurl = "sqlite:///hub.db"\n', encoding="utf-8")
         for args in (("log", "verify"), ("attendance", "--date", "2026-11-24"), ("quarantine",)):

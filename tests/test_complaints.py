@@ -141,7 +141,8 @@ def test_the_contact_is_kept_but_never_printed_in_public_output(hall: tuple[Path
     manager = hub_cli(config, "complaints", "list", "--contacts", "--by", "办公室主任", "--json", *at)
     assert [c["contact"] for c in json.loads(manager.stdout)] == [CONTACT]
     (view,) = store.entries("personal_view")
-    assert view.data == {"viewer": "办公室主任", "what": "complaint_contact", "ids": ["T-20261125-001"]}
+    assert view.data == {"viewer": "办公室主任", "what": "complaint_contact", "ids": ["T-20261125-001"],
+                         "author": {**view.data["author"], "by": "办公室主任", "via": "cli"}}
     console = Store(loaded.store.url, FixedClock(datetime(2026, 11, 28, 11, tzinfo=TZ)))
     assert complaint_contacts(console, ["T-20261125-001"], "督查组") == {"T-20261125-001": CONTACT}
     assert [e.data["viewer"] for e in console.entries("personal_view")] == ["办公室主任", "督查组"]
