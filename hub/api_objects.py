@@ -138,7 +138,8 @@ def verify_object(report: VerifyReport, store: Store) -> Json:
     head = store.last_audit()
     return {"ok": report.ok, "entries": report.entries, "first_bad": report.first_bad,
             "problem": report.problem,
-            "head": None if head is None else {"seq": head.seq, "hash": head.hash, "at": format_ts(head.at)}}
+            "head": None if head is None else {"seq": head.seq, "hash": head.hash, "at": format_ts(head.at)},
+            "provenance": None if report.provenance is None else report.provenance.line()}
 
 
 def report_object(config: HubConfig, store: Store, month: str, now: datetime) -> Json:

@@ -133,6 +133,7 @@ def test_verify_returns_the_result_and_the_chain_head(client: TestClient, hall: 
     assert answer["ok"] is True and answer["problem"] is None and answer["entries"] == head.seq
     at = head.at.isoformat(timespec="milliseconds")
     assert answer["head"] == {"seq": head.seq, "hash": head.hash, "at": at}
+    assert "manual entries" in answer["provenance"] and "0 签名无效 invalid" in answer["provenance"]
 
 
 def test_report_is_the_month_summary(client: TestClient, hall: WebHall) -> None:
@@ -184,6 +185,7 @@ def test_only_a_manager_records_leave_and_the_log_names_them(client: TestClient,
     entry = hall.store.last_audit("leave")
     assert entry is not None and entry.seq == done.json()["log_seq"]
     assert (entry.data["by"], entry.data["staff"], entry.data["approver"]) == ("mgr", "S001", "主任")
+    assert entry.data["author"] == {"by": "mgr", "os_user": None, "host": None, "via": "web"}
     refused = call(client, hall, "mgr", "POST", "/api/v1/leave", {**body, "staff": "S999"})
     assert refused.status_code == 400 and "not on the roster" in refused.json()["detail"]
     assert call(client, hall, "mgr", "POST", "/api/v1/leave", {**body, "extra": 1}).status_code == 422
@@ -236,6 +238,12 @@ def test_appeals_staff_own_only_and_manager_decides(client: TestClient, hall: We
 
 def test_the_log_still_verifies_after_the_actions(client: TestClient, hall: WebHall) -> None:
     assert call(client, hall, "mgr", "POST", "/api/v1/log/verify").json()["ok"] is True
+    acted = [e for e in hall.store.audit()
+             if e.kind in ("leave", "case_closed", "complaint_close", "rating_appeal", "appeal_decision")]
+    assert {e.kind for e in acted} == {"leave", "case_closed", "complaint_close", "rating_appeal",
+                                       "appeal_decision"}
+    authors = {(e.data["author"]["via"], e.data["author"]["by"]) for e in acted}
+    assert authors == {("web", "mgr"), ("web", "s2")}
 
 
 def test_cli_json_objects_unchanged_for_away(hall: WebHall, tmp_path: Path) -> None:
