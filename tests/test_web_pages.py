@@ -240,7 +240,9 @@ def test_the_event_page_and_the_logged_snapshot(clients: dict[str, TestClient], 
     assert picture.status_code == 200 and picture.content == PICTURE
     assert picture.headers["content-type"] == "image/jpeg"
     view = hall.store.last_audit("personal_view")
-    assert view is not None and view.data == {"viewer": "mgr", "what": "face_snapshot", "ids": [face_event]}
+    by_web = {"by": "mgr", "os_user": None, "host": None, "via": "web"}  # the console's logged-in user
+    assert view is not None and view.data == {"viewer": "mgr", "what": "face_snapshot", "ids": [face_event],
+                                              "author": by_web}
     assert clients["mgr"].get("/events/nope").status_code == 404
 
 

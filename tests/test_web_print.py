@@ -90,7 +90,8 @@ def test_a_manager_prints_a_complaint_receipt_and_the_sending_is_logged(
     assert "13800000000" not in str(command.body)  # the complainant's contact is never printed
     logged = [e.data for e in hall.store.audit() if e.kind == "print_job"]
     assert logged == [{"by": "mgr", "target": "entrance:printer", "title": "投诉受理回执",
-                       "command": command.id, "of": hall.complaint}]
+                       "command": command.id, "of": hall.complaint,
+                       "author": {"by": "mgr", "os_user": None, "host": None, "via": "web"}}]
 
 
 def test_the_months_notice_carries_the_log_head(printing: tuple[WebHall, TestClient, Commands]) -> None:
