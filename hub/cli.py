@@ -222,7 +222,7 @@ def _log(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
               f"(head {done.head['entries']}:{done.head['hash']}); check it with `hall-verify {done.path}`")
         return 0
     if args.log_command == "verify":
-        report = verify_log(store, config.device_keys())
+        report = verify_log(store, config.device_keys(), config.audit.witness_minutes)
         if report.ok and args.head:
             problem = head_problem(store, args.head)
             if problem is not None:
@@ -231,6 +231,7 @@ def _log(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
             print(f"链头相符 head {args.head} is entry {args.head.partition(':')[0]} of the log")
         for note in report.notes:
             print(f"注意 note: {note} (still open: the hub reports a gap after the edges' resends)")
+        print(report.witnesses)
         if report.ok:
             print(f"日志完整 log verified: {report.entries} entries, chain, signatures and device seqs hold")
             return 0

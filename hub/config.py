@@ -252,6 +252,12 @@ class FaceConfig(_Section):
                                     "purged at the daily close (their SHA-256 stays in the log)")
 
 
+class AuditConfig(_Section):
+    witness_minutes: int = Field(10, ge=1, le=1440, description="every entry should be witnessed by a "
+                                 "device's signature within this many minutes while a device is online "
+                                 "(PROTOCOL.md 2.10; `log verify` reports what was not)")
+
+
 class ReportsConfig(_Section):
     dir: FilePath = Field(Path("reports"), description="where the monthly summaries are written")
     bottom_marked: int = Field(10, ge=0, le=100, description="排名通报: the bottom this percent of the "
@@ -318,6 +324,7 @@ class HubConfig(_Section):
     reports: ReportsConfig = Field(default_factory=ReportsConfig, validate_default=True)
     face: FaceConfig = FaceConfig()
     web: WebConfig = WebConfig()
+    audit: AuditConfig = AuditConfig()
 
     @field_validator("timezone")
     @classmethod

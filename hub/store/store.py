@@ -53,6 +53,7 @@ Outcome = Literal["stored", "duplicate", "tamper", "quarantined"]
 # Key of the PostgreSQL advisory lock that serialises writers ("HALL" in ASCII).
 PG_WRITER_LOCK = 0x48414C4C
 CHUNK = 500  # rows per round trip when streaming
+WITNESS_LOOKBACK = 256  # newest entries searched for the last one that is not a witness event
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -356,6 +357,21 @@ class Store:
         with self._engine.connect() as conn:
             row = conn.execute(query).first()
         return None if row is None else audit_entry(row)
+
+    def witness_head(self) -> str | None:
+        """N:HASH of the chain's last entry that is not a device's witness event: what the devices are
+        asked to witness (PROTOCOL.md 2.10). A witness never asks for another, so an idle hall's head
+        stands still. None for an empty log."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(audit.c.seq, audit.c.hash, audit.c.kind, audit.c.ref)
+                                .order_by(audit.c.seq.desc()).limit(WITNESS_LOOKBACK)).all()
+            refs = [row.ref for row in rows if row.kind == "event" and row.ref]
+            witnesses = set(conn.execute(select(events.c.id).where(
+                events.c.id.in_(refs), events.c.type == "witness")).scalars()) if refs else set()
+        for row in rows:
+            if row.ref not in witnesses or row.kind != "event":
+                return f"{row.seq}:{row.hash}"
+        return f"{rows[-1].seq}:{rows[-1].hash}" if rows else None
 
     def device_history(self) -> Iterator[tuple[str, str, int, str | None]]:
         """(hall, device, seq, epoch) of every stored event in the order it was accepted."""
