@@ -93,7 +93,9 @@ class EdgeAgent:
                                  self._record_event, monotonic,
                                  require_live=face_unit.require_live if face_unit else True)
         prefix, hall, device = config.topic_prefix, config.hall, config.device
-        self.witness = Witness(self.outbox, config.witness_seconds, monotonic, self._head_regressed)
+        # witness_seconds in hall time, as the hub measures coverage (a scripted clock runs faster)
+        self.witness = Witness(self.outbox, config.witness_seconds, lambda: clock.now().timestamp(),
+                               self._head_regressed)
         self.hub = HubMessages(prefix, hall, device, load_public_key(config.hub_public_key), self.outbox,
                                self._run_command, self._answer, self.witness)
         # display routing: window-device unit id -> (port unit id, bus address)
