@@ -21,7 +21,7 @@ import logging
 import threading
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from hub.config import FeedConfig, HubConfig
@@ -115,6 +115,7 @@ class FeedPusher:
         self.feed: FeedConfig = config.feed
         self.transport = transport or UrllibTransport()
         province_format(self.feed.province)  # an unknown mapping fails here, not at the first batch
+        self._passed = Cursor(config.hall, 0)  # how far a page found nothing more to send (memory only)
 
     def run(self, stop: threading.Event) -> None:
         """Until `stop`: push what is pending, then wait `interval_seconds`. A refusal ends it."""
@@ -138,10 +139,15 @@ class FeedPusher:
         stop = stop or threading.Event()
         batches = records = 0
         while True:
-            since, since_ref = stored_cursor(self.store, self.config.hall)
-            page = ratings_page(self.config, self.store, since, self.feed.batch, self.store.clock.now())
+            stored, since_ref = stored_cursor(self.store, self.config.hall)
+            # entries a page passed without a record are not read again; the batch still says it
+            # follows the stored cursor (what is between gave no record)
+            page = ratings_page(self.config, self.store, max(stored, self._passed), self.feed.batch,
+                                self.store.clock.now())
             if not page.records:
-                return Pushed(batches, records, since)
+                self._passed = page.cursor
+                return Pushed(batches, records, stored)
+            page, since = replace(page, since=stored), stored
             if not self._deliver(page, stop, attempts):
                 return Pushed(batches, records, since, stopped=True)
             try:
