@@ -52,6 +52,7 @@ def _export(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
 def _feed(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     if not config.feed.url:
         raise ValueError(f"{args.config}: [feed] url is not set: nothing to push to")
+    store.clock_policy = "clamp"  # a feed_sent entry states no time of its own: never refused after a send
     pusher = FeedPusher(config, store)
     try:
         done = pusher.push(attempts=args.attempts)

@@ -20,6 +20,8 @@ from test_complaints import clock
 from test_hub_window import ROOT, at, hub_cli, make_hall, store_script
 
 from hub import config as hub_config
+from hub.appeals import appeal_rating, decide_appeal
+from hub.feed.push import FeedPusher
 from hub.store.store import StaleRef, Store
 from wire.clock import FixedClock
 from wire.configfile import ConfigError
@@ -162,6 +164,26 @@ def test_the_daemon_resumes_from_the_logged_cursor_after_a_stop_and_a_kill(
     assert keys(taken) == keys(exported(config))  # every record once across the restarts
     assert taken[-1]["ticket"] == "B007"
     assert len(logged(config, "feed_sent")) == 3  # 2 + 2, then the new one
+
+
+def test_one_pusher_keeps_the_batches_contiguous_across_idle_passes(
+        tmp_path: Path, receiver: Receiver) -> None:
+    config, store = feed_hall(tmp_path, receiver.url)
+    try:
+        pusher = FeedPusher(hub_config.load(config), store)
+        assert pusher.push().records == 4
+        idle = pusher.push()  # nothing new: the entries it passed are not read again
+        assert (idle.records, len(receiver.received)) == (0, 1)
+        bad = receiver.accepted()[3]["id"]
+        appeal_rating(store, bad, "S002", "误按")
+        decide_appeal(store, bad, "主任", False, "评价属实")  # rejected: a revision all the same
+        assert pusher.push().records == 1
+        first, second = (r.body for r in receiver.received)
+        assert second["since"] == first["cursor"]  # each batch follows the one before
+        assert [(r["id"], r["revision"], r["counted"], r["appeal"]) for r in second["records"]] == [
+            (bad, 1, True, "rejected")]
+    finally:
+        store.close()
 
 
 def run_hub(config: Path, start: str, log: Path) -> subprocess.Popen[str]:
