@@ -4,7 +4,8 @@ Shared by `hall-hub log verify` (hub/audit.py) and `hall-verify` (verifier/): im
 PyNaCl. Every entry is one of three things, by its kind:
 - a device's (`event`, `quarantine`): signed by the device, or refused and kept as such;
 - the hub's own derived entry (`HUB_KINDS`: seq gaps and resets, device state, clock drift,
-  findings, daily closes, monthly reports, snapshot purges): written by the daemon, no author;
+  findings, daily closes, monthly reports, snapshot purges, the upward feed's deliveries): written by
+  the hub, no author;
 - a person's (`MANUAL_KINDS`): its data holds `author` {by, os_user, host, via: cli|web} and, when
   the operator signed it (`--sign-with`), `signature` {key, sig}: Ed25519 over the canonical form of
   the data without `signature`, `key` the id of the operator's public key (`key_id`). The one manual
@@ -37,7 +38,7 @@ MANUAL_KINDS = frozenset({
 })
 HUB_KINDS = frozenset({
     "seq_reset", "seq_gap", "device_state", "clock_drift", "finding", "daily_close", "monthly_report",
-    "snapshot_purge",
+    "snapshot_purge", "feed_sent", "feed_refused",
 })
 
 
