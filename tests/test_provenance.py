@@ -332,3 +332,12 @@ def test_hall_hub_run_refuses_then_starts_after_roster_apply(tmp_path: Path,
     store.close()
     code, out, _ = hub(capsys, "log", "verify", "--config", str(config))
     assert code == 0 and "2 manual entries" in out
+
+
+def test_every_kind_of_entry_is_a_device_s_the_hub_s_or_a_person_s() -> None:
+    """A new kind must be placed (wire/provenance.py), or the verifiers would neither count nor check it."""
+    from hub.domain import LOG_KINDS
+    from wire.provenance import HUB_KINDS, MANUAL_KINDS
+
+    assert set(LOG_KINDS) - MANUAL_KINDS - HUB_KINDS == {"event", "quarantine"}
+    assert not MANUAL_KINDS & HUB_KINDS

@@ -97,7 +97,7 @@ def test_the_box_signs_what_the_hub_appended(tmp_path: Path, broker: Mosquitto,
         reader.tap("0A004A7B2C", hold_seconds=0.2)
         wait_for(lambda: len(hall.stored("clock")) == 1, 30, "the tap stored", hall)
         added = hall.cli("leave", "add", "--staff", "S001", "--from", "2026-11-30", "--to", "2026-11-30",
-                         "--approver", "主任")
+                         "--approver", "主任", "--by", "主任")
         assert added.returncode == 0, added.stderr
         position = int(hall.cli("log", "show", "--kind", "leave").stdout.split()[0].lstrip("#"))
 
