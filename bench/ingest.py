@@ -159,8 +159,7 @@ def main() -> int:
         try:
             base = baseline(broker.port, signed_events(bench_keys.private_hex, 1, args.events))
             hall.start_hub()
-            wait_for(lambda: count_rows(hall.hub_db) == 0 and hall.hub_db.exists(), 30, "hub up")
-            time.sleep(1.0)
+            wait_for(lambda: hall.ready_lines("hub") > 0, 60, "hub ready", hall)  # subscribed
             payloads = signed_events(bench_keys.private_hex, 1, args.events)
             rate = hub_throughput(hall, broker.port, payloads)
             hall.start_edge()
