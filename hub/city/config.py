@@ -114,22 +114,21 @@ def load_city(path: str | Path, *, read_keys: bool = True) -> CityConfig:
         city = CitySection.model_validate(raw.get("city", {}))
     except ValidationError as exc:
         problems += [f"{path}: {key_path(('city', *e['loc']))}: {e['msg']}" for e in exc.errors()]
-    halls: list[HubConfig] = []
+    halls: list[tuple[int, HubConfig]] = []  # with their index in the file
     entries = raw.get("halls")
     if not isinstance(entries, list) or not entries:
         problems.append(f"{path}: halls: give at least one [[halls]] entry")
         entries = []
     for index, entry in enumerate(entries):
         try:
-            halls.append(_hall(path, index, entry, read_keys))
+            halls.append((index, _hall(path, index, entry, read_keys)))
         except ConfigError as exc:
             problems += exc.problems
-    if city is not None:
-        problems += verify_halls(path, city, halls)
+    problems += verify_halls(path, city, halls)  # with a bad [city], the rules that need none of it
     if problems:
         raise ConfigError(path, problems)
     assert city is not None
-    return CityConfig(path, city, halls)
+    return CityConfig(path, city, [hall for _index, hall in halls])
 
 
 def _hall(path: Path, index: int, entry: Any, read_keys: bool) -> HubConfig:
@@ -155,20 +154,20 @@ def _hall(path: Path, index: int, entry: Any, read_keys: bool) -> HubConfig:
     return config
 
 
-def verify_halls(path: Path, city: CitySection, halls: list[HubConfig]) -> list[str]:
+def verify_halls(path: Path, city: CitySection | None, halls: list[tuple[int, HubConfig]]) -> list[str]:
     """Rules across halls: distinct ids and lock keys, PostgreSQL stores on the city's server (each
     its own database or schema), an external broker (the halls move between machines)."""
     problems: list[str] = []
     seen: dict[str, int] = {}
     keys: dict[tuple[int, int], str] = {}
     stores: dict[str, str] = {}
-    server = _server(city.store)
-    for index, hall in enumerate(halls):
+    server = None if city is None else _server(city.store)
+    for index, hall in halls:
         where = f"{path}: halls[{index}]"
         if hall.hall in seen:
             problems.append(f"{where}.hall: {hall.hall!r} is also halls[{seen[hall.hall]}]")
         seen.setdefault(hall.hall, index)
-        key = hall_key(city.name, hall.hall)
+        key = hall_key("" if city is None else city.name, hall.hall)
         if key in keys and keys[key] != hall.hall:
             problems.append(f"{where}.hall: {hall.hall!r} has the same lock key as {keys[key]!r}: "
                             "rename one of them")
@@ -178,7 +177,7 @@ def verify_halls(path: Path, city: CitySection, halls: list[HubConfig]) -> list[
             problems.append(f"{where}.store.url: a city's halls are stored in PostgreSQL "
                             "(a database or a schema per hall), not SQLite")
             continue
-        if _server(url) != server:
+        if server is not None and _server(url) != server:
             problems.append(f"{where}.store.url: must be on the server of [city] store ({server}): "
                             "a worker's writes are fenced by its locks there")
         if url in stores:

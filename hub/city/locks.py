@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import psycopg
 from sqlalchemy import Connection, text
 
-from hub.city.config import hall_key, worker_class
+from hub.city.config import CityConfig, hall_key, worker_class
 from hub.store.store import StoreFenced
 
 # Short keepalives: PostgreSQL frees the locks of a worker whose machine vanished within ~15 s.
@@ -79,11 +79,7 @@ class LockSession:
 
     def hall_holders(self, halls: list[str]) -> dict[str, Holder]:
         """The halls held by some worker, with that worker."""
-        by_key = {hall_key(self.city, hall)[1]: hall for hall in halls}
-        classid = hall_key(self.city, "")[0]
-        rows = self._conn.execute(_HELD, (classid,)).fetchall()
-        return {by_key[int(key)]: Holder(int(pid), _name(app)) for key, pid, app in rows
-                if int(key) in by_key}
+        return hall_holders(self._conn, self.city, halls)
 
     def try_lock(self, hall: str) -> bool:
         row = self._conn.execute("SELECT pg_try_advisory_lock(%s, %s)", hall_key(self.city, hall)).fetchone()
@@ -98,6 +94,23 @@ class LockSession:
 
     def fence(self, hall: str) -> HallFence:
         return HallFence(self.city, hall, self.pid, self.database)
+
+
+def hall_holders(conn: psycopg.Connection[tuple[object, ...]], city: str, halls: list[str]
+                 ) -> dict[str, Holder]:
+    by_key = {hall_key(city, hall)[1]: hall for hall in halls}
+    rows = conn.execute(_HELD, (hall_key(city, "")[0],)).fetchall()
+    return {by_key[int(str(key))]: Holder(int(str(pid)), _name(str(app) if app else None))
+            for key, pid, app in rows if int(str(key)) in by_key}
+
+
+def city_owners(config: CityConfig) -> dict[str, Holder | None]:
+    """Every hall of a city config with the worker owning it now (None: nobody), read on a
+    connection of its own that takes no lock: for operators, tests and a console's city page."""
+    halls = [hall.hall for hall in config.halls]
+    with psycopg.connect(conninfo(config.city.store), autocommit=True, connect_timeout=5) as conn:
+        held = hall_holders(conn, config.city.name, halls)
+    return {hall: held.get(hall) for hall in halls}
 
 
 @dataclass(frozen=True)
