@@ -30,7 +30,7 @@ from pg_server import PostgresServer
 
 from hub.audit import verify_log
 from hub.city.config import CityConfig, load_city
-from hub.city.locks import city_owners, conninfo
+from hub.city.locks import Holder, city_owners, conninfo
 from hub.store.store import Store
 from wire.clock import SystemClock
 from wire.envelope import KeyPair, format_ts, generate_keypair, load_private_key, seal
@@ -202,6 +202,18 @@ class City:
             sim.close()
         for name in list(self.workers):
             self.kill_worker(name, signal.SIGTERM)
+
+    def holders(self) -> dict[str, Holder | None]:
+        """Hall -> its owner (lock session pid, worker name `host-pid`), or None."""
+        try:
+            return city_owners(self.config)
+        except psycopg.OperationalError:
+            return dict.fromkeys(self.halls)
+
+    def halls_of(self, name: str) -> list[str]:
+        """The halls the worker process `name` owns now."""
+        suffix = f"-{self.workers[name].pid}"
+        return [h for h, o in self.holders().items() if o is not None and o.worker.endswith(suffix)]
 
     def owners(self) -> dict[str, int | None]:
         """Hall -> backend pid of its owner's lock session (None: nobody owns it)."""
