@@ -130,8 +130,8 @@ def test_the_fence_holds_only_while_the_lock_session_holds_the_hall(
         assert other.hall_holders(["h01", "h02"]) == {"h01": other.hall_holders(["h01"])["h01"]}
         store.fence = session.fence("h01")
         store.append("roster", {"staff": []})
-        session.close()  # as a worker killed: PostgreSQL frees its locks
-        assert other.try_lock("h01")
+        session.close()  # as a worker killed: PostgreSQL frees its locks (once its backend has ended)
+        wait_until(lambda: other.try_lock("h01"), 30, "the lock freed by the ended session")
         with pytest.raises(StoreFenced):
             store.append("roster", {"staff": ["S001"]})
         store.fence = other.fence("h01")
