@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -90,12 +91,16 @@ def count_rows(db: Path) -> int:
         return 0
 
 
-def hub_throughput(hall: Hall, port: int, payloads: list[bytes]) -> float:
-    before = count_rows(hall.hub_db)
+def hub_throughput(hall: Hall, port: int, payloads: list[bytes],
+                   count: Callable[[], int] | None = None) -> float:
+    """Events per second from the first publish to the last row committed; `count` counts the
+    stored events (default: the hall's SQLite file)."""
+    count = count or (lambda: count_rows(hall.hub_db))
+    before = count()
     start = time.perf_counter()
     publish_all(port, payloads)
     target = before + len(payloads)
-    while count_rows(hall.hub_db) < target:
+    while count() < target:
         if time.perf_counter() - start > 300:
             raise RuntimeError("hub did not store every event within 300 s")
         time.sleep(0.01)
@@ -159,8 +164,7 @@ def main() -> int:
         try:
             base = baseline(broker.port, signed_events(bench_keys.private_hex, 1, args.events))
             hall.start_hub()
-            wait_for(lambda: count_rows(hall.hub_db) == 0 and hall.hub_db.exists(), 30, "hub up")
-            time.sleep(1.0)
+            wait_for(lambda: hall.ready_lines("hub") > 0, 60, "hub ready", hall)  # subscribed
             payloads = signed_events(bench_keys.private_hex, 1, args.events)
             rate = hub_throughput(hall, broker.port, payloads)
             hall.start_edge()

@@ -17,6 +17,8 @@ from hub import cli_broker, cli_complaints, cli_feed, cli_staff, cli_users, cli_
 from hub import config as hub_config
 from hub.api_objects import attendance_object, log_object
 from hub.audit import head_problem, render_entry, verify_log
+from hub.city.cli import city_command
+from hub.city.config import is_city_config
 from hub.config import HubConfig
 from hub.domain import LOG_KINDS
 from hub.export import export_bundle, signed_head
@@ -106,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             return keyfile.keygen(args.out)
         if args.command == "operator":
             return operators.keygen(args)
+        if is_city_config(args.config):
+            return city_command(args)
         try:
             config = hub_config.load(args.config, read_key=_signs(args))
         except ConfigError as exc:

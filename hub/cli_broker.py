@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from hub.broker_access import HUB_USER, NewLogin, TopicAcl, add_user, read_passwd
 from hub.config import HubConfig
@@ -28,13 +29,20 @@ def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argp
     export = with_config(broker_sub.add_parser(
         "export", help="mosquitto.conf, passwd and acl: the same logins and rules for Mosquitto 2.0"))
     export.add_argument("--out", required=True, type=Path, help="directory to write the three files to")
+    export.add_argument("--bridge-to", metavar="URL", help="also a bridge to the city's broker "
+                        "(mqtt://host:port or mqtts://): the hall's events and states go up, its "
+                        "watermarks, commands and roster come down (hub/city/)")
+    export.add_argument("--bridge-username", help="the bridge's login at the city's broker")
+    export.add_argument("--bridge-password-file", type=Path, help="a file holding that login's password")
+    export.add_argument("--bridge-cafile", type=Path, help="CA that verifies an mqtts:// city broker")
     return {"broker": lambda args, config, store: broker_command(args, config)}
 
 
 def broker_command(args: argparse.Namespace, config: HubConfig) -> int:
     """`broker add-device|export`: they need neither the store nor the hub's private key."""
     if args.broker_command == "export":
-        exported = export(config, args.out)
+        bridge = None if args.bridge_to is None else Bridge.of(args)
+        exported = export(config, args.out, bridge)
         print(f"wrote {exported.conf}, {exported.passwd.name} ({', '.join(exported.users)}) and "
               f"{exported.acl.name}")
         for device in exported.without_login:
@@ -63,6 +71,59 @@ def add_device(config: HubConfig, device: str, *, rotate: bool = False) -> NewLo
 
 
 @dataclass(frozen=True)
+class Bridge:
+    """A Mosquitto bridge from the hall's broker to the city's (`broker export --bridge-to`)."""
+
+    url: str
+    username: str | None = None
+    password: str | None = None
+    cafile: Path | None = None
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Bridge:
+        parts = urlsplit(args.bridge_to)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(f"--bridge-to {args.bridge_to!r}: give mqtt://host:port or mqtts://host:port")
+        password = None
+        if args.bridge_password_file is not None:
+            password = args.bridge_password_file.read_text(encoding="utf-8").strip()
+        if (args.bridge_username is None) != (password is None):
+            raise ValueError("give both --bridge-username and --bridge-password-file, or neither")
+        return cls(args.bridge_to, args.bridge_username, password, args.bridge_cafile)
+
+    def section(self, config: HubConfig) -> list[str]:
+        """The bridge's lines: persistent session, QoS 1 both ways, the hall's topics only."""
+        parts = urlsplit(self.url)
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        hall = f"{config.topic_prefix}/{config.hall}"
+        lines = [
+            "# Bridge to the city's broker: the hall's events and states go up, the hub's watermarks,",
+            "# commands and roster come down; its session persists, so nothing waits lost in a restart.",
+            f"connection hall-{config.hall}-city",
+            f"address {parts.hostname}:{port}",
+            "bridge_protocol_version mqttv311",
+            "cleansession false",
+            f"remote_clientid bridge-{config.hall}",
+            f"local_clientid bridge-{config.hall}-local",
+            f"local_username {HUB_USER}",
+            "try_private true",
+            "restart_timeout 1 30",
+            f"topic {hall}/+/evt/# out 1",
+            f"topic {hall}/+/state out 1",
+            f"topic {hall}/+/snapshot out 1",
+            f"topic {hall}/+/committed in 1",
+            f"topic {hall}/+/cmd/# in 1",
+            f"topic {hall}/roster in 1",
+        ]
+        if self.username is not None and self.password is not None:
+            lines += [f"remote_username {self.username}", f"remote_password {self.password}"]
+        if parts.scheme == "mqtts":
+            cafile = self.cafile or Path("/etc/ssl/certs/ca-certificates.crt")
+            lines.append(f"bridge_cafile {cafile.resolve()}")
+        return lines
+
+
+@dataclass(frozen=True)
 class Exported:
     conf: Path
     passwd: Path
@@ -71,8 +132,9 @@ class Exported:
     without_login: list[str]  # devices of [[devices]] that have no password yet
 
 
-def export(config: HubConfig, out: Path) -> Exported:
-    """`mosquitto.conf`, `passwd` and `acl` in `out`: the embedded broker's logins and rules."""
+def export(config: HubConfig, out: Path, bridge: Bridge | None = None) -> Exported:
+    """`mosquitto.conf`, `passwd` and `acl` in `out`: the embedded broker's logins and rules (and
+    with `bridge`, the bridge to the city's broker)."""
     passwd_file = _passwd_file(config)
     users = read_passwd(passwd_file)
     if HUB_USER not in users:
@@ -86,7 +148,10 @@ def export(config: HubConfig, out: Path) -> Exported:
                      [device for device in devices if device not in kept])
     _write(paths.passwd, "".join(f"{user}:{hashed}\n" for user, hashed in kept.items()), 0o600)
     _write(paths.acl, acl.mosquitto_acl(), 0o644)
-    _write(paths.conf, mosquitto_conf(config, paths.passwd, paths.acl), 0o644)
+    conf = mosquitto_conf(config, paths.passwd, paths.acl)
+    if bridge is not None:  # its password, if any, is in it: readable by Mosquitto alone
+        conf += "\n".join(["", *bridge.section(config)]) + "\n"
+    _write(paths.conf, conf, 0o600 if bridge is not None and bridge.password else 0o644)
     return paths
 
 
@@ -108,6 +173,7 @@ def mosquitto_conf(config: HubConfig, passwd: Path, acl: Path) -> str:
         f"password_file {passwd}",
         f"acl_file {acl}",
         "set_tcp_nodelay true",
+        "# Mosquitto's default of 1000 silently drops QoS 1 messages queued for a slow subscriber.",
         "max_queued_messages 100000",
     ]
     return "\n".join(lines) + "\n"

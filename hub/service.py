@@ -37,7 +37,7 @@ from hub.ingest import Decoder
 from hub.roster_log import ensure_logged
 from hub.scheduler import HallScheduler
 from hub.snapshots import WaitingSnapshots
-from hub.store.store import Outcome, Store
+from hub.store.store import Outcome, Store, StoreFenced
 from hub.watermark import Notice, Watermarks
 from wire import topics
 from wire.clock import Clock
@@ -45,7 +45,9 @@ from wire.envelope import WireError, format_ts, load_private_key, load_public_ke
 
 log = logging.getLogger(__name__)
 DRIFT_LIMIT_S = 300
-BATCH = 500
+BATCH = 200  # group commit: at most this many messages in one transaction,
+BATCH_WAIT_S = 0.05  # gathered for at most this long after the first,
+BATCH_IDLE_S = 0.005  # ending sooner once nothing more arrived for this long (a lone reading waits little)
 HEAD_CHECK_S = 5.0  # how often (hall clock) the chain's head is read for entries appended elsewhere
 INBOX_WAIT_S = 5.0  # how long paho's thread waits for room before it drops a message
 
@@ -215,14 +217,26 @@ class HubService:
     # --- ingest (run thread) -------------------------------------------------------------
 
     def _ingest_batch(self, timeout: float) -> int:
+        """Group commit: the messages that came within BATCH_WAIT_S of the first (at most BATCH, and
+        no longer than BATCH_IDLE_S of quiet) are stored in one transaction; the watermarks of what
+        they stored go out after its commit. `timeout` 0 (at stop) takes only what is already here."""
         try:
             first = self._inbox.get(timeout=timeout) if timeout else self._inbox.get_nowait()
         except queue.Empty:
             return 0
         messages = [first]
+        deadline = time.monotonic() + (BATCH_WAIT_S if timeout else 0.0)
         while len(messages) < BATCH:
             try:
                 messages.append(self._inbox.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                messages.append(self._inbox.get(timeout=min(left, BATCH_IDLE_S)))
             except queue.Empty:
                 break
         now = self._monotonic()
@@ -278,6 +292,9 @@ class HubService:
             return list(self.store.ingest(items))
         except OperationalError:
             log.exception("the store is unavailable: a batch of %d not stored", len(items))
+            return [None] * len(items)
+        except StoreFenced as exc:  # another worker owns the hall now (hub/city/): it stores them
+            log.warning("a batch of %d not stored: %s", len(items), exc)
             return [None] * len(items)
         except Exception:
             log.exception("storing a batch of %d failed; storing them one by one", len(items))

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,19 +56,20 @@ class PostgresServer:
     base: Path
     port: int
     user: str = "postgres"
+    max_connections: int = 50
 
     @property
     def data_dir(self) -> Path:
         return self.base / "data"
 
     @classmethod
-    def start(cls) -> PostgresServer:
+    def start(cls, max_connections: int = 50) -> PostgresServer:
         bin_dir = find_bin_dir()
         base = Path(tempfile.mkdtemp(prefix="hub-pg-"))
         if os.geteuid() == 0:
             account = pwd.getpwnam("postgres")
             os.chown(base, account.pw_uid, account.pw_gid)
-        server = cls(bin_dir, base, 0)
+        server = cls(bin_dir, base, 0, max_connections=max_connections)
         try:
             server._run("initdb", "-D", str(server.data_dir), "-A", "trust", "-U", server.user,
                         "-E", "UTF8", "--locale=C", "--no-sync")
@@ -81,19 +83,29 @@ class PostgresServer:
         failure = ""
         for _ in range(START_ATTEMPTS):  # another process may take the port between probe and bind
             self.port = free_port()
-            options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.base} "
-                       "-c fsync=off -c full_page_writes=off -c max_connections=50")
             try:
-                self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.base / "server.log"),
-                          "-o", options, "-w", "-t", "60", "start")
+                self._start()
                 return
             except PostgresUnavailable as exc:
                 failure = str(exc)
         raise PostgresUnavailable(f"PostgreSQL did not start after {START_ATTEMPTS} attempts: {failure}")
 
-    def create_database(self) -> str:
+    def _start(self) -> None:
+        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.base} "
+                   f"-c fsync=off -c full_page_writes=off -c max_connections={self.max_connections}")
+        self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.base / "server.log"),
+                  "-o", options, "-w", "-t", "60", "start")
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Stop immediately (every session ends, as in a crash), stay down `down_seconds`, start again
+        on the same port."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "stop", "-m", "immediate")
+        time.sleep(down_seconds)
+        self._start()
+
+    def create_database(self, name: str | None = None) -> str:
         """A new empty database; returns its postgresql:// URL."""
-        name = f"t_{uuid.uuid4().hex}"
+        name = name or f"t_{uuid.uuid4().hex}"
         with psycopg.connect(host="127.0.0.1", port=self.port, user=self.user, dbname="postgres",
                              autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')

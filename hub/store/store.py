@@ -18,7 +18,8 @@ import copy
 import hashlib
 import json
 import logging
-from collections.abc import Collection, Iterator, Mapping, Sequence
+import zlib
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from itertools import islice
@@ -47,7 +48,8 @@ from hub.store.schema import OPTIONAL_TABLES, audit, columns_missing, events, le
 from wire.clock import Clock
 from wire.envelope import WireError, format_ts, load_public_key, parse, verify
 
-__all__ = ["ZERO_HASH", "ClockBehind", "StaleRef", "Store", "StoreMissing", "entry_hash", "sqlalchemy_url"]
+__all__ = ["ZERO_HASH", "ClockBehind", "StaleRef", "Store", "StoreFenced", "StoreMissing", "entry_hash",
+           "sqlalchemy_url"]
 log = logging.getLogger(__name__)
 
 Outcome = Literal["stored", "duplicate", "tamper", "quarantined"]
@@ -73,6 +75,22 @@ class StoreMissing(ValueError):
 
 class StaleRef(ValueError):
     """`append_after`: the last entry of the kind is not the one the writer read."""
+
+
+class StoreFenced(RuntimeError):
+    """A write refused by the store's fence: this process no longer owns the hall (hub/city/)."""
+
+
+Fence = Callable[[Connection], None]  # raises StoreFenced inside a writing transaction to refuse it
+
+
+def pg_writer_key(search_path: str) -> int:
+    """The writer lock's key: PG_WRITER_LOCK for the default search path (one store per database, as
+    always), else one key per schema, so that halls kept as schemas of one database do not wait for
+    each other's writes (hub/city/)."""
+    if search_path.replace(" ", "") in ('"$user",public', "public"):
+        return PG_WRITER_LOCK
+    return (PG_WRITER_LOCK << 32) | zlib.crc32(search_path.encode("utf-8"))
 
 
 class Store:
@@ -101,6 +119,10 @@ class Store:
         self._refused: set[str] = set()  # event ids already warned about
         self._first: AuditEntry | None = None
         self.provenance: Provenance | None = None  # who the manual entries appended are by
+        self._writer_key = PG_WRITER_LOCK
+        self.fence: Fence | None = None  # checked in every writing transaction (hub/city/ sets it)
+        if not self._sqlite:
+            self._writer_key = self._pg_schema(create)
         if create:
             with self._writing() as conn:
                 metadata.create_all(conn)
@@ -130,6 +152,17 @@ class Store:
         """Appending after the last entry, inside the writing transaction `conn`."""
         stamp = None if self.provenance is None else self.provenance.stamp
         return Chain.after_last(conn, self.clock, self.clock_policy, stamp)
+    def _pg_schema(self, create: bool) -> int:
+        """A store kept as a schema (`?options=-csearch_path%3Dh02` in the URL): the schema is made
+        when the store may be created; returns the writer lock's key for it."""
+        with self._engine.connect() as conn:
+            search_path = str(conn.exec_driver_sql("SHOW search_path").scalar())
+            schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
+            first = search_path.split(",")[0].strip()
+            if schema is None and create and first and not first.startswith('"$'):
+                conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{first.strip(chr(34))}"')
+                conn.commit()
+        return pg_writer_key(search_path)
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -446,7 +479,9 @@ class Store:
                 conn.execution_options(hub_writer=True)  # _sqlite_begin emits BEGIN IMMEDIATE
             with conn.begin():
                 if not self._sqlite:
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_WRITER_LOCK})
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": self._writer_key})
+                if self.fence is not None:
+                    self.fence(conn)
                 yield conn
 
 
