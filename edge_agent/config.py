@@ -237,7 +237,7 @@ class SoundSettings(_Section):
 
     enabled: bool = Field(True, description="false: silent (the section may stay)")
     volume: int = Field(80, ge=0, le=100, description="percent of the clips' recorded level")
-    device: str = Field("default", description='ALSA PCM for `aplay -D`, e.g. "default", "plughw:1,0", "null"')
+    device: str = Field("default", description='ALSA PCM for `aplay -D`: "default", "plughw:1,0", "null"')
     clips_dir: FilePath | None = Field(None, description="a folder of the hall's own recordings; a clip "
                                        "missing there is taken from the clips shipped with the agent")
 
@@ -270,8 +270,9 @@ class EdgeConfig(_Section):
             return value.model_copy(update={"path": base / value.path})
         if isinstance(value, BrokerConfig) and value.ca_file is not None and not value.ca_file.is_absolute():
             return value.model_copy(update={"ca_file": base / value.ca_file})
-        if isinstance(value, SoundSettings) and value.clips_dir is not None and not value.clips_dir.is_absolute():
-            return value.model_copy(update={"clips_dir": base / value.clips_dir})
+        clips = value.clips_dir if isinstance(value, SoundSettings) else None
+        if isinstance(value, SoundSettings) and clips is not None and not clips.is_absolute():
+            return value.model_copy(update={"clips_dir": base / clips})
         return value
 
     @field_validator("timezone")

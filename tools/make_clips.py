@@ -44,7 +44,8 @@ def speech(text: str) -> list[float]:
     raw = subprocess.run(["espeak-ng", "-v", "cmn", "-s", "150", "--stdout", text], check=True,
                          capture_output=True).stdout
     with wave.open(io.BytesIO(raw)) as source:
-        rate, width, frames = source.getframerate(), source.getsampwidth(), source.readframes(source.getnframes())
+        rate, width = source.getframerate(), source.getsampwidth()
+        frames = source.readframes(source.getnframes())
     if width != 2:
         raise SystemExit(f"espeak-ng gave {8 * width}-bit samples; 16-bit expected")
     values = [v / 32768 for v in struct.unpack(f"<{len(frames) // 2}h", frames)]
