@@ -41,7 +41,7 @@ def tone(notes: tuple[tuple[int, int], ...]) -> list[float]:
 
 def speech(text: str) -> list[float]:
     """espeak-ng's WAV of `text`, resampled to RATE by linear interpolation, silence trimmed."""
-    raw = subprocess.run(["espeak-ng", "-v", "cmn", "-s", "150", "--stdout", text], check=True,
+    raw = subprocess.run(["espeak-ng", "-v", "cmn", "-s", "170", "--stdout", text], check=True,
                          capture_output=True).stdout
     with wave.open(io.BytesIO(raw)) as source:
         rate, width = source.getframerate(), source.getsampwidth()
