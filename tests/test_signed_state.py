@@ -59,7 +59,7 @@ def now_ms() -> int:
 
 def test_protocol_vector_matches_seal() -> None:
     text = (ROOT / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
-    section = text[text.index("### 2.5 Signed state"):text.index("## Version 1")]
+    section = text[text.index("### 2.5 Signed state"):text.index("### 2.6 ")]
     table = dict(re.findall(r"^\| ([a-z ]+) \| `([^`]+)` \|$", section, re.M))
     signed_bytes, published = re.findall(r"^```\n(.+)\n```$", section, re.M)
     fields = json.loads(signed_bytes)

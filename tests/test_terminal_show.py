@@ -4,15 +4,24 @@ in tests/test_terminal_browser.py."""
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import replace
 from datetime import date, datetime, time
+from pathlib import Path
 
 import pytest
 
+from edge_agent.sound import Silent
+from edge_agent.terminal import EntranceScreen
 from hub.domain import Leave, Punch, Schedule, Session, StaffMember
 from hub.rules.attendance import attendance_for_day
 from hub.terminal_show import Verdict, verdict_of
 from tests.test_attendance_rules import TZ
+from wire.clock import FixedClock
+from wire.envelope import canonical, load_private_key, load_public_key, open_signed, public_hex_of, seal
+
+ROOT = Path(__file__).resolve().parent.parent
 
 DAY = date(2026, 11, 24)  # a Tuesday
 SESSIONS = (Session("上午", time(8, 30), time(12, 0)), Session("下午", time(14, 30), time(17, 30)))
@@ -52,3 +61,24 @@ def test_a_punch_on_leave_says_so() -> None:
 def test_the_show_body_names_the_event() -> None:
     assert Verdict("late", 12, "迟到 12 分钟").body("0193a5c2") == {
         "display": "terminal", "event": "0193a5c2", "status": "late", "minutes": 12, "text": "迟到 12 分钟"}
+
+
+# --- the test vector of PROTOCOL.md 2.10 ---------------------------------------------------------
+
+
+def test_protocol_vector_matches_seal_and_the_edge_takes_it() -> None:
+    text = (ROOT / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
+    section = text[text.index("### 2.10 "):text.index("## Version 1")]
+    table = dict(re.findall(r"^\| ([a-z ]+) \| `([^`]+)` \|$", section, re.M))
+    signed_bytes, published = re.findall(r"^```\n(.+)\n```$", section, re.M)
+    fields = json.loads(signed_bytes)
+    assert fields["body"] == Verdict("late", 12, "迟到 12 分钟").body(fields["body"]["event"])
+    key = load_private_key(table["seed"])
+    envelope = seal(key, hall="h1", device="entrance", seq=int(table["seq"]), ts=table["ts"], type="show",
+                    body=fields["body"], id=table["id"])
+    assert canonical(envelope.unsigned()).decode() == signed_bytes
+    assert (envelope.sig, envelope.raw.decode()) == (table["sig"], published)
+    opened = open_signed(published.encode(), load_public_key(public_hex_of(key)))
+    screen = EntranceScreen(None, FixedClock(at("08:42:32")), TZ, lambda: [], Silent(), camera=False,
+                            require_live=True, watermark=lambda: 0, link_up=lambda: True)
+    screen.hub_show(opened.body)  # valid at the edge (the punch is not on this screen: nothing shown)
