@@ -6,6 +6,7 @@ is served only when `[terminal]` is configured. Called from unit threads and the
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import tzinfo
@@ -13,6 +14,7 @@ from typing import Any
 
 from edge_agent.config import TerminalSettings
 from edge_agent.entrance import Clocked
+from edge_agent.outbox import OutboxError
 from edge_agent.readings import FaceView
 from edge_agent.sound import Voice
 from edge_agent.terminal.board import Board
@@ -64,7 +66,7 @@ class EntranceScreen:
     def snapshot(self) -> dict[str, Any]:
         try:
             watermark = self._watermark()
-        except Exception:  # a failed outbox read: every recent punch shows as waiting
+        except (OutboxError, sqlite3.Error, OSError):  # a failed read: recent punches show as waiting
             watermark = 0
         return self.board.snapshot(self.clock.now(), watermark, self._link_up())
 
