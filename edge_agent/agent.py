@@ -35,6 +35,7 @@ from edge_agent.sound import voice_for
 from edge_agent.state import StateSealer
 from edge_agent.terminal import EntranceScreen
 from edge_agent.window import INVITE, THANKS, WindowBoxes
+from edge_agent.witness import Witness
 from wire import topics
 from wire.bodies import StateBody
 from wire.clock import Clock
@@ -102,8 +103,11 @@ class EdgeAgent:
         if self.screen is not None:
             self.entrance.on_clock = self.screen.clocked
         prefix, hall, device = config.topic_prefix, config.hall, config.device
+        # witness_seconds in hall time, as the hub measures coverage (a scripted clock runs faster)
+        self.witness = Witness(self.outbox, config.witness_seconds, lambda: clock.now().timestamp(),
+                               self._head_regressed)
         self.hub = HubMessages(prefix, hall, device, load_public_key(config.hub_public_key), self.outbox,
-                               self._run_command, self._answer)
+                               self._run_command, self._answer, self.witness)
         # display routing: window-device unit id -> (port unit id, bus address)
         self._routes: dict[str, tuple[str, int]] = {}
         for unit in config.units:
@@ -210,11 +214,13 @@ class EdgeAgent:
 
     def _put(self, type_: str, body: dict[str, Any], ts: str, attachment: bytes | None = None) -> Envelope:
         cfg = self.config
+        head = self.witness.head()  # the chain head this box witnesses (PROTOCOL.md 2.10)
         envelope = self.outbox.put(
             lambda seq: seal(self._key, hall=cfg.hall, device=cfg.device, seq=seq, ts=ts,
-                             type=type_, body=body, epoch=self.outbox.epoch),
+                             type=type_, body=body, epoch=self.outbox.epoch, head=head),
             attachment,
         )
+        self.witness.signed(head)
         self._wake.set()
         return envelope
 
@@ -276,6 +282,8 @@ class EdgeAgent:
                 if self._monotonic() >= next_check:
                     self._check_outbox()
                     next_check = self._monotonic() + OUTBOX_CHECK_SECONDS
+                if self.witness.due():
+                    self._record_event("witness", {}, format_ts(self.clock.now()))
                 if self.link.state is LinkState.CONNECTED:
                     if not self._ready.is_set() and self._units_open():
                         self._ready.set()  # the line demos and tests wait for before playing anything
@@ -418,7 +426,7 @@ class EdgeAgent:
         with self._status_lock:
             units = {uid: vars(status).copy() for uid, status in self.units.items()}
         return self._states.seal(StateBody(online=online, version=__version__, units=units,
-                                           ready=online and self._ready.is_set()))
+                                           ready=online and self._ready.is_set(), witness=True))
 
     def _publish_state(self) -> None:
         self.link.publish(self._state_topic, self._state_payload(online=True), retain=True)
@@ -427,6 +435,10 @@ class EdgeAgent:
         self._resends.sent.clear()  # a restarted broker may have lost what was in flight
         self._publish_state()
         self._wake.set()
+
+    def _head_regressed(self, detail: str) -> None:
+        self._record_event("fault", {"unit": "hub", "code": "hub_head_regressed", "count": 1,
+                                     "detail": detail}, format_ts(self.clock.now()))
 
     def _answer(self, envelope: Envelope, ok: bool, error: str | None) -> None:
         self._record_event("ack", {"cmd": envelope.id, "ok": ok, "error": error},

@@ -14,6 +14,7 @@ from edge_agent import config as edge_config
 from wire import clock as clocks
 from wire import keyfile
 from wire.configfile import ConfigError, example_key_warning
+from wire.envelope import load_private_key, public_hex_of
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,7 +55,8 @@ def _command(args: argparse.Namespace) -> int:
         warning = example_key_warning(config.private_key_hex(), "hall-edge")
         if warning:
             print(warning, file=sys.stderr)
-        print(f"{args.config}: ok ({len(config.units)} unit(s))")
+        public = public_hex_of(load_private_key(config.private_key_hex()))
+        print(f"{args.config}: ok ({len(config.units)} unit(s)); 公钥 public key {public}")
         return 0
     return _run(args, config)
 

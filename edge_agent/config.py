@@ -251,6 +251,8 @@ class EdgeConfig(_Section):
     timezone: str = "Asia/Shanghai"
     topic_prefix: str = "hall/v1"
     heartbeat_seconds: float = Field(30.0, gt=0, description="republish the retained state this often")
+    witness_seconds: float = Field(60.0, gt=0, le=300, description="a chain head from the hub that no "
+                                   "event signed this long is signed by a `witness` event (PROTOCOL.md 2.10)")
     broker: BrokerConfig = BrokerConfig()
     outbox: OutboxConfig
     units: list[Unit] = Field(default_factory=list)

@@ -17,6 +17,7 @@ from typing import Any
 from edge_agent.hub_seq import HubSeqs
 from edge_agent.link import Inbound
 from edge_agent.outbox import Outbox
+from edge_agent.witness import Witness
 from wire import topics
 from wire.bodies import CommittedBody, RosterBody, checked
 from wire.envelope import Envelope, PublicKey, WireError, open_signed
@@ -34,13 +35,14 @@ Answer = Callable[[Envelope, bool, str | None], None]  # records the `ack` of a 
 
 class HubMessages:
     def __init__(self, prefix: str, hall: str, device: str, hub_key: PublicKey, outbox: Outbox,
-                 run_command: RunCommand, answer: Answer) -> None:
+                 run_command: RunCommand, answer: Answer, witness: Witness | None = None) -> None:
         self._prefix, self._hall, self._device = prefix, hall, device
         self._hub_key = hub_key
         self._outbox = outbox
         self._hub_seqs = HubSeqs(outbox)  # PROTOCOL.md 2.6: older hub messages are refused
         self._run_command = run_command
         self._answer = answer
+        self._witness = witness
         self._seen_commands: set[str] = set()
         self.rejected: Counter[str] = Counter()  # messages refused, by reason
         self.gallery: Gallery | None = None
@@ -106,6 +108,8 @@ class HubMessages:
             return
         self._hub_seqs.admit("committed", envelope.seq)
         dropped = self._outbox.commit(body.seq, retained=retained)
+        if body.head is not None and self._witness is not None:
+            self._witness.offer(body.head)
         log.debug("hub committed up to #%d; %d event(s) left the outbox", body.seq, dropped)
 
     def _command(self, envelope: Envelope) -> None:

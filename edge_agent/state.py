@@ -32,5 +32,6 @@ class StateSealer:
             self._seq = max(self._seq + 1, self._ms())
             seq = self._seq
         envelope = seal(self._key, hall=self._hall, device=self._device, seq=seq,
-                        ts=format_ts(self._clock.now()), type="state", body=body.model_dump())
+                        ts=format_ts(self._clock.now()), type="state",
+                        body=body.model_dump(exclude={"witness"} if not body.witness else None))
         return envelope.raw

@@ -137,7 +137,7 @@ def log_object(store: Store, after: int, kind: str | None = None, limit: int | N
 def verify_object(report: VerifyReport, store: Store) -> Json:
     head = store.last_audit()
     return {"ok": report.ok, "entries": report.entries, "first_bad": report.first_bad,
-            "problem": report.problem,
+            "problem": report.problem, "notes": list(report.notes), "witnesses": report.witnesses,
             "head": None if head is None else {"seq": head.seq, "hash": head.hash, "at": format_ts(head.at)}}
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
@@ -17,6 +17,7 @@ from hub.store.snapshots import snapshot_problem
 from hub.store.store import ZERO_HASH, Store, entry_hash
 from wire.envelope import Envelope, PublicKey, WireError, format_ts, load_public_key, parse, verify
 from wire.record import SeqContinuity, carried_head_problem
+from wire.witness import WITNESS_MINUTES, WitnessCheck
 
 BATCH = 200  # entries checked against the events table per round trip
 RENDER_WIDTH = 240
@@ -40,11 +41,14 @@ class VerifyReport:
     first_bad: int | None  # audit seq (chain position) of the first problem, if it has one
     problem: str | None  # the first problem in plain words
     notes: tuple[str, ...] = ()  # what holds but is worth saying (a seq gap still open)
+    witnesses: str = ""  # what the devices' signed heads proved (wire/witness.py)
 
 
-def verify_log(store: Store, device_keys: Mapping[str, str]) -> VerifyReport:
-    """Check the whole log; report the first problem. device_keys: device id -> public key hex."""
-    checker = _Checker(_load_keys(device_keys))
+def verify_log(store: Store, device_keys: Mapping[str, str],
+               witness_minutes: int = WITNESS_MINUTES) -> VerifyReport:
+    """Check the whole log; report the first problem. device_keys: device id -> public key hex.
+    `witness_minutes`: the coverage the devices' witnesses are held to (reported, not failed)."""
+    checker = _Checker(_load_keys(device_keys), WitnessCheck(timedelta(minutes=witness_minutes)))
     entries = 0
     if store.first_audit() is None:
         return VerifyReport(ok=False, entries=0, first_bad=None,
@@ -67,16 +71,20 @@ def verify_log(store: Store, device_keys: Mapping[str, str]) -> VerifyReport:
     if checker.problem is None:
         checker.problem = checker.seqs.problem(checker.prev_at)
     if checker.problem is None:
+        checker.problem = checker.witness.finish(checker.prev_at)
+    if checker.problem is None:
         checker.problem = _leave_problem(store.leave_rows(), checker.leaves)
     if checker.problem is None and (snapshot := snapshot_problem(store)) is not None:
         checker.problem = (None, snapshot)
-    notes = tuple(checker.seqs.open_gaps)
+    notes, witnesses = tuple(checker.seqs.open_gaps), checker.witness.summary()
     if checker.problem is None:
-        return VerifyReport(ok=True, entries=entries, first_bad=None, problem=None, notes=notes)
+        return VerifyReport(ok=True, entries=entries, first_bad=None, problem=None, notes=notes,
+                            witnesses=witnesses)
     first_bad, problem = checker.problem
     if first_bad is not None and not problem.startswith("entry "):
         problem = f"entry {first_bad}: {problem}"
-    return VerifyReport(ok=False, entries=entries, first_bad=first_bad, problem=problem, notes=notes)
+    return VerifyReport(ok=False, entries=entries, first_bad=first_bad, problem=problem, notes=notes,
+                        witnesses=witnesses)
 
 
 def head_problem(store: Store, head: str) -> str | None:
@@ -115,8 +123,9 @@ def device_keys_of(device_keys: Mapping[str, str]) -> dict[str, PublicKey]:
 
 
 class _Checker:
-    def __init__(self, keys: Mapping[str, PublicKey]) -> None:
+    def __init__(self, keys: Mapping[str, PublicKey], witness: WitnessCheck) -> None:
         self.keys = keys
+        self.witness = witness  # the devices' signed heads (wire/witness.py)
         self.expected = 1
         self.prev_hash = ZERO_HASH
         self.prev_at: datetime | None = None
@@ -151,40 +160,48 @@ class _Checker:
             self._bad(seq, carried)
             return
         self.seqs.notice(seq, entry.kind, entry.data)
+        envelope = None
         if entry.kind == "event":
-            problem = self._event_problem(entry, rows)
+            problem, envelope = self._event_problem(entry, rows)
             if problem is not None:
                 self._bad(seq, problem)
                 return
+        self.witness.entry(seq, entry.hash, entry.at, entry.kind, entry.data,
+                           envelope is not None and envelope.type == "witness")
+        if envelope is not None and envelope.head is not None:
+            self.witness.signed(seq, envelope.device, envelope.seq, envelope.timestamp, envelope.ts,
+                                envelope.head)
         self.expected, self.prev_hash, self.prev_at = seq + 1, entry.hash, entry.at
 
-    def _event_problem(self, entry: AuditEntry, rows: Mapping[str, StoredEvent]) -> str | None:
+    def _event_problem(self, entry: AuditEntry,
+                       rows: Mapping[str, StoredEvent]) -> tuple[str | None, Envelope | None]:
+        """What is wrong with an event entry, or (None, its envelope)."""
         ref, raw = entry.ref, entry.data.get("raw")
         if ref is None or not isinstance(raw, str):
-            return "event entry without a reference or raw bytes"
+            return "event entry without a reference or raw bytes", None
         try:
             envelope = parse(raw.encode("utf-8"))
         except WireError as exc:
-            return f"event {ref} raw bytes do not parse ({exc})"
+            return f"event {ref} raw bytes do not parse ({exc})", None
         if envelope.id != ref:
-            return f"event {ref}: the log reference does not match the envelope id {envelope.id}"
+            return f"event {ref}: the log reference does not match the envelope id {envelope.id}", None
         if ref in self.logged:
-            return f"event {ref} is logged twice"
+            return f"event {ref} is logged twice", None
         key = self.keys.get(envelope.device)
         if key is None:
-            return f"event {ref} from device {envelope.device!r}, which has no known public key"
+            return f"event {ref} from device {envelope.device!r}, which has no known public key", None
         try:
             verify(envelope, key)
         except WireError:
-            return f"event {ref} signature does not verify"
+            return f"event {ref} signature does not verify", None
         self.seqs.event(entry.seq, entry.at, envelope.device, envelope.epoch, envelope.seq)
         row = rows.get(ref)
         if row is None:
-            return f"event row {ref} missing from events table (removed)"
+            return f"event row {ref} missing from events table (removed)", None
         if _row_fields(row) != _envelope_fields(envelope, entry.data.get("received_at")):
-            return f"event row {ref} differs from its log entry (altered)"
+            return f"event row {ref} differs from its log entry (altered)", None
         self.logged.add(ref)
-        return None
+        return None, envelope
 
     def _bad(self, seq: int, text: str) -> None:
         self.problem = (seq, f"entry {seq}: {text}")
@@ -272,4 +289,6 @@ def _render_event(entry: AuditEntry) -> str:
             parts.append(f"photo=<{len(value)} 字符>")
         else:
             parts.append(f"{key}={json.dumps(value, ensure_ascii=False)}")
+    if envelope.head is not None:  # the chain head the device signed (PROTOCOL.md 2.10)
+        parts.append(f"见证 witness={envelope.head[:24]}…")
     return f"{envelope.device}/{envelope.seq} {envelope.type} id={entry.ref} {' '.join(parts)}"

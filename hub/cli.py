@@ -13,7 +13,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hub import cli_broker, cli_complaints, cli_staff, cli_users, cli_window
+from hub import cli_broker, cli_complaints, cli_feed, cli_staff, cli_users, cli_window
 from hub import config as hub_config
 from hub.api_objects import attendance_object, log_object
 from hub.audit import head_problem, render_entry, verify_log
@@ -92,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     COMMANDS.update(cli_staff.add_commands(sub, with_config))
     COMMANDS.update(cli_broker.add_commands(sub, with_config))
     COMMANDS.update(cli_users.add_commands(sub, with_config))
+    COMMANDS.update(cli_feed.add_commands(sub, with_config))
     return parser
 
 
@@ -166,12 +167,36 @@ def _run(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     web = _start_web(config, store) if config.web.listen else None
+    feed = _start_feed(config, store, stop) if config.feed.url else None
     try:
         service.run(stop)
     finally:
+        stop.set()
         if web is not None:
             web.stop()
+        if feed is not None:
+            feed.join(config.feed.timeout_seconds + 5)
     return 0
+
+
+def _start_feed(config: HubConfig, store: Store, stop: threading.Event) -> threading.Thread:
+    """数据归集 in its own thread ("feed"), on its own connection pool; it ends when `stop` is set
+    (a POST under way first ends or times out)."""
+    from hub.feed.push import FeedPusher
+
+    feed_store = Store(config.store.url, store.clock, create=False, device_keys=config.device_keys(),
+                       clock_policy="clamp")
+    pusher = FeedPusher(config, feed_store)
+
+    def run() -> None:
+        try:
+            pusher.run(stop)
+        finally:
+            feed_store.close()
+
+    thread = threading.Thread(target=run, name="feed", daemon=True)
+    thread.start()
+    return thread
 
 
 def _start_web(config: HubConfig, store: Store) -> WebServer:
@@ -222,7 +247,7 @@ def _log(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
               f"(head {done.head['entries']}:{done.head['hash']}); check it with `hall-verify {done.path}`")
         return 0
     if args.log_command == "verify":
-        report = verify_log(store, config.device_keys())
+        report = verify_log(store, config.device_keys(), config.audit.witness_minutes)
         if report.ok and args.head:
             problem = head_problem(store, args.head)
             if problem is not None:
@@ -231,6 +256,7 @@ def _log(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
             print(f"链头相符 head {args.head} is entry {args.head.partition(':')[0]} of the log")
         for note in report.notes:
             print(f"注意 note: {note} (still open: the hub reports a gap after the edges' resends)")
+        print(report.witnesses)
         if report.ok:
             print(f"日志完整 log verified: {report.entries} entries, chain, signatures and device seqs hold")
             return 0

@@ -252,6 +252,12 @@ class FaceConfig(_Section):
                                     "purged at the daily close (their SHA-256 stays in the log)")
 
 
+class AuditConfig(_Section):
+    witness_minutes: int = Field(10, ge=1, le=1440, description="every entry should be witnessed by a "
+                                 "device's signature within this many minutes while a device is online "
+                                 "(PROTOCOL.md 2.10; `log verify` reports what was not)")
+
+
 class ReportsConfig(_Section):
     dir: FilePath = Field(Path("reports"), description="where the monthly summaries are written")
     bottom_marked: int = Field(10, ge=0, le=100, description="排名通报: the bottom this percent of the "
@@ -298,6 +304,56 @@ class WebConfig(_Section):
         return host.strip("[]"), int(port)
 
 
+class FeedConfig(_Section):
+    """数据归集: ratings pushed upward to the province's endpoint (hub/feed/). Off while `url` is empty."""
+
+    url: str = Field("", description="the receiving endpoint, http:// or https://; empty: no feed")
+    token: str | None = Field(None, min_length=1, description="sent as Authorization: Bearer TOKEN")
+    token_file: FilePath | None = Field(None, description="a file holding the token alone (relative to "
+                                        "the config); read at each push, so a renewed token needs no restart")
+    batch: int = Field(100, ge=1, le=10000, description="records per POST")
+    interval_seconds: float = Field(60.0, gt=0, le=86400, description="the daemon looks for new records "
+                                    "this often")
+    timeout_seconds: float = Field(30.0, gt=0, le=600, description="one POST's time limit")
+    backoff_seconds: float = Field(5.0, gt=0, le=3600, description="first wait after a failed POST, "
+                                   "doubled after each further failure")
+    backoff_max_seconds: float = Field(600.0, gt=0, le=86400, description="the longest wait")
+    province: Literal["generic"] = Field("generic", description="the record mapping "
+                                         "(hub/feed/records.py PROVINCES)")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL, or empty for no feed")
+        return value
+
+    @field_validator("token_file")
+    @classmethod
+    def _token_beside_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else _beside_config(value, info)
+
+    @model_validator(mode="after")
+    def verify_token_source(self) -> FeedConfig:
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("give one of token and token_file, not both")
+        if self.backoff_max_seconds < self.backoff_seconds:
+            raise ValueError("backoff_max_seconds must be at least backoff_seconds")
+        return self
+
+    def bearer(self) -> str | None:
+        """The token: `token`, or the contents of `token_file` read now (ValueError when unreadable)."""
+        if self.token_file is None:
+            return self.token
+        try:
+            token = self.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"[feed] token_file {self.token_file}: {exc.strerror or exc}") from None
+        if not token:
+            raise ValueError(f"[feed] token_file {self.token_file} is empty")
+        return token
+
+
 class HubConfig(_Section):
     hall: Name
     timezone: str = "Asia/Shanghai"
@@ -318,6 +374,8 @@ class HubConfig(_Section):
     reports: ReportsConfig = Field(default_factory=ReportsConfig, validate_default=True)
     face: FaceConfig = FaceConfig()
     web: WebConfig = WebConfig()
+    audit: AuditConfig = AuditConfig()
+    feed: FeedConfig = Field(default_factory=FeedConfig)
 
     @field_validator("timezone")
     @classmethod

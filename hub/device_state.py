@@ -26,6 +26,7 @@ class DeviceState:
     device: str
     online: bool
     ts: datetime | None  # the device's clock, for the drift check (a version-1 state may omit it)
+    witness: bool = False  # it signs the chain heads the hub sends it (PROTOCOL.md 2.10)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class DeviceStates:
         body = checked(StateBody, envelope.body, "state")
         if not self._admit(device, envelope.seq, body.online):
             return None
-        return DeviceState(device, body.online, envelope.timestamp)
+        return DeviceState(device, body.online, envelope.timestamp, body.witness)
 
     def _admit(self, device: str, seq: int, online: bool) -> bool:
         run = self._runs.get(device)

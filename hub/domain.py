@@ -41,6 +41,8 @@ LOG_KINDS: dict[str, str] = {
     "user_disable": "用户停用",
     "token_issue": "令牌签发",
     "token_revoke": "令牌撤销",
+    "feed_sent": "数据归集",
+    "feed_refused": "归集被拒",
 }
 
 

@@ -98,6 +98,7 @@ def export_bundle(config: HubConfig, store: Store, out: Path, start: date | None
         "first": first.seq,
         "last": last.seq,
         "exported_at": head["at"],
+        "witness_minutes": config.audit.witness_minutes,
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
     }
     files["manifest.json"] = canonical(manifest)

@@ -38,6 +38,7 @@ class HallDay:
     ratings: list[AttributedRating]
     findings: list[Finding]
     extended: list[ExtendedService]  # 延时服务: counted, never a finding
+    unappealed: list[AttributedRating]  # `ratings` before any appeal (the feed applies them by position)
 
 
 def month_days(month: str) -> list[date]:
@@ -72,9 +73,9 @@ def hall_day(config: HubConfig, store: Store, day: date, now: datetime) -> HallD
     rows = attendance(config, store, day, now)
     signs = signs_between(store, since, until)
     periods = away_periods(signs)
-    attributed = attribute(ratings_between(store, since, until), config.roster(), {day: rows}, periods,
+    unappealed = attribute(ratings_between(store, since, until), config.roster(), {day: rows}, periods,
                            policy(config), config.tz, schedule=schedule)
-    attributed = apply_appeals(attributed, appeal_states(store, as_of=now))
+    attributed = apply_appeals(unappealed, appeal_states(store, as_of=now))
     findings = [
         *late_returns(periods, now, grace_minutes=config.alerts.late_return_grace_minutes,
                       roster=config.roster(), presence=Presence(rows, schedule, config.tz)),
@@ -86,7 +87,7 @@ def hall_day(config: HubConfig, store: Store, day: date, now: datetime) -> HallD
     extended = extended_service(day, config.roster(), schedule, rows,  # as known at `now`
                                 [a for a in attributed if a.rating.at <= now],
                                 [s for s in signs if s.at <= now], config.tz)
-    return HallDay(day, rows, periods, attributed, findings, extended)
+    return HallDay(day, rows, periods, attributed, findings, extended, unappealed)
 
 
 def closures(store: Store) -> list[CaseClosure]:

@@ -66,6 +66,8 @@ class Decoder:
             raise WireError("future_ts", f"ts {envelope.ts} is more than {FUTURE_LIMIT} after its "
                                          f"receipt at {format_ts(received_at)}")
         validate_body(envelope.type, envelope.body)
+        if envelope.type == "witness" and envelope.head is None:
+            raise WireError("malformed", "a witness event without the head it witnesses")
         return StoredEvent(
             id=envelope.id,
             hall=envelope.hall,

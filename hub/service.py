@@ -6,8 +6,10 @@ watermarks and every decision. The embedded broker, when configured, has its own
 
 Untrusted input: anyone who reaches the broker can publish anything, so every message is handled
 inside its own guard and nothing a message holds can stop the hub or its loop. The inbox is bounded
-(back-pressure on paho's socket, see `_on_message`); repeated rejects of one reason on one topic
-within a minute are stored once and counted (`RejectCollapser`).
+and repeated rejects are collapsed (hub/inbox.py).
+
+Witnesses (PROTOCOL.md 2.10): the `committed` watermark of a device that witnesses carries the audit
+chain's head, re-sent whenever the head moves; the device signs it into what it sends next.
 """
 
 from __future__ import annotations
@@ -17,10 +19,7 @@ import queue
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +32,7 @@ from hub.config import HubConfig
 from hub.device_state import DeviceStates
 from hub.domain import Quarantined, StoredEvent
 from hub.faces import gallery_version, roster_body
+from hub.inbox import Inbox, Message, RejectCollapser
 from hub.ingest import Decoder
 from hub.roster_history import roster_record
 from hub.scheduler import HallScheduler
@@ -47,98 +47,8 @@ from wire.envelope import WireError, format_ts, load_private_key, load_public_ke
 log = logging.getLogger(__name__)
 DRIFT_LIMIT_S = 300
 BATCH = 500
-INBOX_MESSAGES = 10_000  # messages handed over by paho and not yet taken by the run thread, at most
-INBOX_BYTES = 64 * 1024 * 1024  # and their payloads' bytes, at most (plus one message)
+HEAD_CHECK_S = 5.0  # how often (hall clock) the chain's head is read for entries appended elsewhere
 INBOX_WAIT_S = 5.0  # how long paho's thread waits for room before it drops a message
-REJECT_WINDOW_S = 60.0
-MAX_REJECT_WINDOWS = 256  # open (topic, reason) windows; past that, new topics share topic "*"
-
-
-@dataclass(frozen=True)
-class _Message:
-    topic: str
-    payload: bytes
-    received_at: datetime
-
-
-class _Inbox(queue.Queue[_Message]):
-    """Paho's thread to the run thread, bounded by count and bytes at once: each message weighs its
-    payload, but at least INBOX_BYTES / INBOX_MESSAGES, against INBOX_BYTES (`qsize` is that weight)."""
-
-    def __init__(self) -> None:
-        super().__init__(maxsize=INBOX_BYTES)
-
-    def _init(self, maxsize: int) -> None:
-        self.queue: deque[_Message] = deque()
-        self.weight = 0
-
-    def _qsize(self) -> int:
-        return self.weight
-
-    def _put(self, item: _Message) -> None:
-        self.queue.append(item)
-        self.weight += _weight(item)
-
-    def _get(self) -> _Message:
-        item = self.queue.popleft()
-        self.weight -= _weight(item)
-        return item
-
-
-def _weight(message: _Message) -> int:
-    return max(len(message.payload), INBOX_BYTES // INBOX_MESSAGES)
-
-
-@dataclass
-class _RejectWindow:
-    opened: float  # monotonic time of the reject that was stored
-    repeats: int = 0
-    first_at: datetime | None = None  # receipt of the first and last repeat
-    last_at: datetime | None = None
-    bytes: int = 0
-    detail: str = ""
-
-
-class RejectCollapser:
-    """Rejects that repeat: the first of (topic, reason) in a window of `window_s` seconds is stored
-    and logged as usual; the others in that window are only counted (no quarantine row); when the
-    window closes, its count becomes one log entry of kind "quarantine". A flood over many topics
-    opens at most `max_windows` windows; past that, new topics share the topic "*" per reason."""
-
-    def __init__(self, window_s: float = REJECT_WINDOW_S, max_windows: int = MAX_REJECT_WINDOWS) -> None:
-        self.window_s = window_s
-        self.max_windows = max_windows
-        self._open: dict[tuple[str, str], _RejectWindow] = {}
-
-    def admit(self, item: Quarantined, now: float) -> bool:
-        """True: store this reject. False: a repeat within an open window, counted."""
-        key = (item.topic, item.reason)
-        if key not in self._open and len(self._open) >= self.max_windows:
-            key = ("*", item.reason)
-        window = self._open.get(key)
-        if window is None:
-            self._open[key] = _RejectWindow(now)
-            return True
-        window.repeats += 1
-        window.first_at = window.first_at or item.received_at
-        window.last_at = item.received_at
-        window.bytes += len(item.payload)
-        window.detail = item.detail[:200]
-        return False
-
-    def close(self, now: float, everything: bool = False) -> list[dict[str, Any]]:
-        """Close the windows `window_s` old (or all): the log entries of those with repeats."""
-        done = [key for key, window in self._open.items()
-                if everything or now - window.opened >= self.window_s]
-        entries = []
-        for topic, reason in done:
-            window = self._open.pop((topic, reason))
-            if window.repeats and window.first_at and window.last_at:
-                entries.append({"topic": topic, "reason": reason, "repeats": window.repeats,
-                                "first_at": format_ts(window.first_at),
-                                "last_at": format_ts(window.last_at), "bytes": window.bytes,
-                                "detail": window.detail})
-        return entries
 
 
 class HubService:
@@ -160,7 +70,7 @@ class HubService:
                                    config.ingest.max_message_bytes)
         self.watermarks = Watermarks()
         self.snapshots = WaitingSnapshots(set(keys))
-        self._inbox = _Inbox()
+        self._inbox = Inbox()
         self.rejects = RejectCollapser()
         self.dropped = 0  # messages paho's thread could not hand over (see _on_message)
         self._drifting: set[str] = set()
@@ -170,6 +80,10 @@ class HubService:
         self.connected = threading.Event()
         self._republish = threading.Event()
         self._next_gallery_check = 0.0
+        self._witnessing: set[str] = set()  # devices whose signed state says they witness (2.10)
+        self._head: str | None = None  # the chain head the witnessing devices are sent
+        self._sent_head: dict[str, str] = {}  # device -> the head its last watermark carried
+        self._next_head_check = 0.0
         self._gallery_seq = -1
         self._client = self._make_client()
 
@@ -219,6 +133,8 @@ class HubService:
             for device, epoch in self.watermarks.current():
                 self._publish_watermark(device, epoch)
         self._ingest_batch(timeout=0.2)
+        if self.clock.now().timestamp() >= self._next_head_check:  # entries appended elsewhere
+            self._refresh_head()
         for notice in self.watermarks.overdue_gaps(self._monotonic(), gap_limit):
             self._report(notice)
         self._close_reject_windows()
@@ -287,7 +203,7 @@ class HubService:
         counted: an event comes back with its edge's resend (only stored events are committed), a
         device state with the next heartbeat."""
         try:
-            self._inbox.put(_Message(message.topic, bytes(message.payload), self.clock.now()),
+            self._inbox.put(Message(message.topic, bytes(message.payload), self.clock.now()),
                             timeout=INBOX_WAIT_S)
         except queue.Full:
             self.dropped += 1
@@ -331,13 +247,15 @@ class HubService:
                         self._report(notice)
             elif outcome is not None:
                 log.warning("quarantined %s: %s %s", item.topic, item.reason, item.detail)
+        if touched and self._witnessing:
+            self._refresh_head(publish=False)
         for device, epoch in touched:
             self._publish_watermark(device, epoch)
         self._show_verdicts(punches)
         return len(messages)
 
     def _show_verdicts(self, stored: list[StoredEvent]) -> None:
-        """The entrance terminal's `show` of each new punch (PROTOCOL.md 2.10), best effort."""
+        """The entrance terminal's `show` of each new punch (PROTOCOL.md 2.11), best effort."""
         def send(device: str, name: str, body: dict[str, Any]) -> None:
             topic = topics.command(self.config.topic_prefix, self.config.hall, device, name)
             self._client.publish(topic, self._sealed(device, name, body), qos=1)
@@ -346,7 +264,7 @@ class HubService:
         except Exception:  # the punches are stored; only the terminal's line misses its judgement
             log.exception("the show of %d punch(es) not sent", len(stored))
 
-    def _take(self, message: _Message) -> StoredEvent | Quarantined | None:
+    def _take(self, message: Message) -> StoredEvent | Quarantined | None:
         """One message: an event to store, a reject, or None (a device state taken in)."""
         try:
             parts = topics.split(self.config.topic_prefix, message.topic)
@@ -423,7 +341,7 @@ class HubService:
             log.exception("%s on %s not written to the log", notice.kind, notice.device)
         self._publish_watermark(notice.device, notice.epoch)
 
-    def _device_state(self, hall: str, device: str, message: _Message) -> Quarantined | None:
+    def _device_state(self, hall: str, device: str, message: Message) -> Quarantined | None:
         """Retained device state (hub/device_state.py): online/offline and clock drift go into the
         log; what is refused is quarantined and changes nothing, a replayed older state is ignored."""
         try:
@@ -436,6 +354,12 @@ class HubService:
             return None
         online = state.online
         self._seen[device] = (self._monotonic(), online)
+        if state.witness and online and device not in self._witnessing:
+            self._witnessing.add(device)
+            self._refresh_head(publish=False)
+            for known, epoch in self.watermarks.current():
+                if known == device:
+                    self._publish_watermark(device, epoch)
         if self._online.get(device) != online:
             self._online[device] = online
             self.store.append("device_state", {"device": device, "online": online}, ref=device)
@@ -460,6 +384,8 @@ class HubService:
         body: dict[str, Any] = {"seq": self.watermarks.mark(device, epoch)}
         if epoch is not None:
             body["epoch"] = epoch
+            if device in self._witnessing and self._head is not None:
+                body["head"] = self._sent_head[device] = self._head
         payload = self._sealed(device, "committed", body)
         topic = topics.committed(self.config.topic_prefix, self.config.hall, device)
         self._client.publish(topic, payload, qos=1, retain=True)
@@ -468,6 +394,25 @@ class HubService:
         body = roster_body(self.config, self.store)
         topic = topics.roster(self.config.topic_prefix, self.config.hall)
         self._client.publish(topic, self._sealed("hub", "roster", body), qos=1, retain=True)
+
+    def _refresh_head(self, publish: bool = True) -> None:
+        """Read the chain's head. With `publish`, send it to every witnessing device that has not had
+        it yet (with its current watermarks): after a stored batch only the devices it touched get
+        the new head at once, the others at this check, every HEAD_CHECK_S."""
+        if publish:
+            # the hall clock: coverage (`[audit] witness_minutes`) is measured in it
+            self._next_head_check = self.clock.now().timestamp() + HEAD_CHECK_S
+        if not self._witnessing:
+            return
+        try:
+            self._head = self.store.witness_head()
+        except Exception:  # the store is down: the head goes out once it is back
+            log.exception("the chain's head could not be read")
+            return
+        if publish:
+            for device, epoch in self.watermarks.current():
+                if device in self._witnessing and self._sent_head.get(device) != self._head:
+                    self._publish_watermark(device, epoch)
 
     # --- start-up ------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """The hub's judgement of a punch, sent back to the entrance terminal that took it (PROTOCOL.md
-2.10): once a batch of `clock` events is stored, each recent punch of today that counts for
+2.11): once a batch of `clock` events is stored, each recent punch of today that counts for
 someone is judged with the day's attendance rules, and a hub-signed `show` command with
 `display = "terminal"` names the event and says 正常, 迟到 N 分钟, ...
 

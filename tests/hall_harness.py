@@ -46,6 +46,7 @@ class Hall:
     require_leave_punch: bool = False
     extra_devices: dict[str, str] = field(default_factory=dict)  # device id -> public key hex
     edge_device: str = "entrance"
+    witness_seconds: float | None = None  # the edge's `witness_seconds` (default: the agent's)
     hub_keys: KeyPair = field(default_factory=generate_keypair)
     edge_keys: KeyPair = field(default_factory=generate_keypair)
     hub: subprocess.Popen[bytes] | None = None
@@ -88,6 +89,7 @@ class Hall:
         self.edge_config.write_text(
             f'hall = "h1"\ndevice = "{self.edge_device}"\nprivate_key = "{self.edge_keys.private_hex}"\n'
             f'hub_public_key = "{self.hub_keys.public_hex}"\nheartbeat_seconds = 5\n'
+            + (f"witness_seconds = {self.witness_seconds}\n" if self.witness_seconds else "") +
             f'[broker]\nurl = "{self.broker_url}"\n'
             f'[outbox]\npath = "{self.outbox_db}"\nresend_seconds = {self.resend_seconds}\n' + units,
             encoding="utf-8",

@@ -41,16 +41,17 @@ def hall(tmp_path: Path) -> Iterator[tuple[Path, Store]]:
     store.close()
 
 
-def make_hall(tmp_path: Path) -> tuple[Path, Store]:
-    """A hall day in a SQLite store: two staff, punches, ratings (a misuse repeat, a bad one while
-    nobody was on duty), an away period returned late. The log's entries are at 18:00 that day."""
+def make_hall(tmp_path: Path, store_url: str = "sqlite:///hub.db", more: str = "") -> tuple[Path, Store]:
+    """A hall day in a store (SQLite beside the config unless `store_url`): two staff, punches,
+    ratings (a misuse repeat, a bad one while nobody was on duty), an away period returned late.
+    The log's entries are at 18:00 that day. `more`: TOML appended to the config."""
     config = tmp_path / "hub.toml"
     config.write_text(
-        f'hall = "h1"\nprivate_key = "{HUB.private_hex}"\n[store]\nurl = "sqlite:///hub.db"\n'
+        f'hall = "h1"\nprivate_key = "{HUB.private_hex}"\n[store]\nurl = "{store_url}"\n'
         f'[[devices]]\nid = "entrance"\npublic_key = "{EDGE.public_hex}"\n'
         '[[staff]]\nid = "S001"\nname = "张伟"\nwindow = "01"\ncards = ["0A004A7B2C"]\n'
         '[[staff]]\nid = "S002"\nname = "王芳"\nwindow = "02"\ncards = ["67003B51C6"]\n'
-        '[ratings]\nrepeat_seconds = 30\n[schedule]\nrequire_leave_punch = false\n',
+        '[ratings]\nrepeat_seconds = 30\n[schedule]\nrequire_leave_punch = false\n' + more,
         encoding="utf-8")
     loaded = hub_config.load(config)
     store = Store(loaded.store.url, FixedClock(at("18:00")))
@@ -75,13 +76,14 @@ def make_hall(tmp_path: Path) -> tuple[Path, Store]:
 
 
 def store_script(store: Store, script: list[tuple[datetime, str, dict[str, object]]],
-                 spacing: timedelta) -> None:
-    """Each (moment, type, body) sealed by the entrance box as seq 1, 2, ... at its moment plus seq
-    times `spacing` (events at the same minute keep their order), decoded as the hub does, stored."""
+                 spacing: timedelta, first_seq: int = 1) -> None:
+    """Each (moment, type, body) sealed by the entrance box as seq `first_seq`, +1, ... at its moment
+    plus seq times `spacing` (events at the same minute keep their order), decoded as the hub does,
+    stored."""
     decoder = Decoder("h1", "hall/v1", {"entrance": load_public_key(EDGE.public_hex)}, 131072)
     key = load_private_key(EDGE.private_hex)
     items = []
-    for seq, (moment, type_, body) in enumerate(script, start=1):
+    for seq, (moment, type_, body) in enumerate(script, start=first_seq):
         moment += spacing * seq
         raw = seal(key, hall="h1", device="entrance", seq=seq, ts=format_ts(moment), type=type_,
                    body=body).raw

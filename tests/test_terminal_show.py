@@ -1,5 +1,5 @@
 """The hub's judgement of one punch for the entrance terminal (hub/terminal_show.py, PROTOCOL.md
-2.10), as a table of cases over the day's attendance rows; the live path (hub to terminal page) is
+2.11), as a table of cases over the day's attendance rows; the live path (hub to terminal page) is
 in tests/test_terminal_browser.py."""
 
 from __future__ import annotations
@@ -63,12 +63,12 @@ def test_the_show_body_names_the_event() -> None:
         "display": "terminal", "event": "0193a5c2", "status": "late", "minutes": 12, "text": "迟到 12 分钟"}
 
 
-# --- the test vector of PROTOCOL.md 2.10 ---------------------------------------------------------
+# --- the test vector of PROTOCOL.md 2.11 ---------------------------------------------------------
 
 
 def test_protocol_vector_matches_seal_and_the_edge_takes_it() -> None:
     text = (ROOT / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
-    section = text[text.index("### 2.10 "):text.index("## Version 1")]
+    section = text[text.index("### 2.11 "):text.index("## Version 1")]
     table = dict(re.findall(r"^\| ([a-z ]+) \| `([^`]+)` \|$", section, re.M))
     signed_bytes, published = re.findall(r"^```\n(.+)\n```$", section, re.M)
     fields = json.loads(signed_bytes)

@@ -5,11 +5,11 @@ carry, the hub's signature on the bundle's head, and every device's seq continui
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from verifier.bundle import Bundle
-from wire.envelope import PublicKey, WireError, load_public_key, parse, parse_ts, verify
+from wire.envelope import Envelope, PublicKey, WireError, load_public_key, parse, parse_ts, verify
 from wire.record import (
     PERSONAL_KINDS,
     ZERO_HASH,
@@ -18,6 +18,7 @@ from wire.record import (
     entry_hash,
     head_problem,
 )
+from wire.witness import WITNESS_MINUTES, WitnessCheck
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Proof:
     open_gaps: list[str] = field(default_factory=list)
     keys_configured: bool = False  # some event was checked with a key of keys.json, not of a roster
     key_source: str = "roster"  # where the keys in force come from: "roster" or "configured"
+    witnesses: str = ""  # what the devices' signed heads proved (wire/witness.py)
 
 
 class _Failed(Exception):
@@ -69,6 +71,8 @@ def _check(bundle: Bundle, hub_key: str | None, proof: Proof) -> None:
         raise _Failed("条目 1: the first entry does not start from the zero hash (entries removed)")
     keys = _initial_keys(bundle, proof)
     seqs = SeqContinuity(partial=partial)
+    minutes = bundle.manifest.get("witness_minutes", WITNESS_MINUTES)
+    witness = WitnessCheck(timedelta(minutes=minutes if isinstance(minutes, int) else WITNESS_MINUTES))
     expected, prev_hash, prev_at = proof.first, proof.anchored, None
     for entry in bundle.entries:
         seq, at = _int(entry.get("seq")), _at(entry)
@@ -89,12 +93,17 @@ def _check(bundle: Bundle, hub_key: str | None, proof: Proof) -> None:
             raise _Failed(f"{where}: hash does not match its content (altered)")
         if prev_at is not None and at < prev_at:
             raise _Failed(f"{where}: time goes backwards ({entry.get('at')} is before entry {seq - 1})")
-        if isinstance(data, dict):
-            _content(seq, at, kind, entry, data, prev_hash, keys, seqs, proof)
+        envelope = _content(seq, at, kind, entry, data, prev_hash, keys, seqs, proof) \
+            if isinstance(data, dict) else None
+        witness.entry(seq, str(entry.get("hash")), at, kind, data if isinstance(data, dict) else {},
+                      envelope is not None and envelope.type == "witness")
+        if envelope is not None and envelope.head is not None:
+            witness.signed(seq, envelope.device, envelope.seq, envelope.timestamp, envelope.ts, envelope.head)
         expected, prev_hash, prev_at = seq + 1, str(entry.get("hash")), at
     proof.last = expected - 1
-    found = seqs.problem(prev_at)
+    found = seqs.problem(prev_at) or witness.finish(prev_at)
     proof.open_gaps, proof.devices, proof.events = seqs.open_gaps, seqs.devices(), seqs.events
+    proof.witnesses = witness.summary()
     if found is not None:
         raise _Failed(f"条目 entry {found[0]}: {found[1]}")
     problem = head_problem(bundle.head, hub_public)
@@ -109,7 +118,9 @@ def _check(bundle: Bundle, hub_key: str | None, proof: Proof) -> None:
 
 
 def _content(seq: int, at: datetime, kind: str, entry: dict[str, Any], data: dict[str, Any],
-             prev_hash: str, keys: dict[str, PublicKey], seqs: SeqContinuity, proof: Proof) -> None:
+             prev_hash: str, keys: dict[str, PublicKey], seqs: SeqContinuity,
+             proof: Proof) -> Envelope | None:
+    """Check one entry's content; an event's envelope, once its signature holds."""
     where = f"条目 entry {seq}"
     carried = carried_head_problem(seq, prev_hash, data)
     if carried is not None:
@@ -123,13 +134,15 @@ def _content(seq: int, at: datetime, kind: str, entry: dict[str, Any], data: dic
         envelope = _event(where, entry, data, keys)
         proof.keys_configured = proof.keys_configured or proof.key_source == "configured"
         seqs.event(seq, at, envelope.device, envelope.epoch, envelope.seq)
+        return envelope
     elif kind in ("seq_gap", "seq_reset"):
         proof.gaps += kind == "seq_gap"
         proof.resets += kind == "seq_reset"
         seqs.notice(seq, kind, data)
+    return None
 
 
-def _event(where: str, entry: dict[str, Any], data: dict[str, Any], keys: dict[str, PublicKey]) -> Any:
+def _event(where: str, entry: dict[str, Any], data: dict[str, Any], keys: dict[str, PublicKey]) -> Envelope:
     raw = data.get("raw")
     if not isinstance(raw, str):
         raise _Failed(f"{where}: event entry without raw bytes")

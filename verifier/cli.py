@@ -66,11 +66,12 @@ def proved(proof: Proof, hall: str) -> list[str]:
     if proof.withheld:
         lines.append(f"  个人信息 {proof.withheld} entries withheld (personal data): linked, content "
                      "not checked")
+    lines.append(f"  {proof.witnesses}")
     for note in proof.open_gaps:
         lines.append(f"  注意 open gap (newest events, not yet due): {note}")
-    lines.append("  未能证明 not proved: that nothing was cut after the head, nor a whole chain rewritten "
-                 "by the holder of the hub's key before this head was taken (compare the head with one kept "
-                 "outside: a printed notice, `hall-hub log head`)")
+    lines.append("  未能证明 not proved: that nothing was cut after the newest device witness or the head, "
+                 "nor a rewrite of entries no device had witnessed yet (compare the head with one kept "
+                 "outside: a printed notice, `hall-hub log head`, and the hub's key with --hub-key)")
     return lines
 
 

@@ -18,7 +18,7 @@ from pydantic import (
     ValidationError,
 )
 
-from wire.envelope import WireError, parse_ts
+from wire.envelope import HEAD_RE, WireError, parse_ts
 
 MAX_PHOTO_BYTES = 48 * 1024  # a face snapshot (JPEG)
 MAX_PHOTO_B64 = (MAX_PHOTO_BYTES * 4 + 2) // 3 + 4  # base64-encoded, inside a version-1 clock body
@@ -34,6 +34,7 @@ def _real_moment(text: str) -> str:
 
 
 CardHex = Annotated[StrictStr, Field(pattern=r"^[0-9A-F]{10}$")]
+Head = Annotated[StrictStr, Field(pattern=HEAD_RE.pattern)]  # N:HASH of the hub's audit chain
 Timestamp = Annotated[StrictStr, AfterValidator(_real_moment)]
 
 
@@ -77,12 +78,18 @@ class AckBody(_Body):
     error: StrictStr | None
 
 
+class WitnessBody(_Body):
+    """A device's witness heartbeat (PROTOCOL.md 2.10): no body; the envelope's `head` is the point."""
+
+
 class CommittedBody(_Body):
     """The hub's watermark. `epoch` is the outbox epoch the seq counts in (PROTOCOL.md 2.4); absent
-    for a device whose events carry none (version 1)."""
+    for a device whose events carry none (version 1). `head`: the audit chain's head, for a device
+    that witnesses (2.10)."""
 
     seq: Annotated[StrictInt, Field(ge=0)]
     epoch: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{16}$")] | None = None
+    head: Head | None = None
 
 
 class StateBody(_Body):
@@ -92,6 +99,7 @@ class StateBody(_Body):
     version: StrictStr
     units: dict[StrictStr, object]
     ready: StrictBool = False  # absent: not ready
+    witness: StrictBool = False  # 2.10: it signs the heads the hub sends it (absent: it does not)
 
 
 class _HubBody(BaseModel):
@@ -124,6 +132,7 @@ BODIES: dict[str, type[_Body]] = {
     "sign": SignBody,
     "fault": FaultBody,
     "ack": AckBody,
+    "witness": WitnessBody,
 }
 
 

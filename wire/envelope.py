@@ -34,6 +34,7 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 SIG_RE = re.compile(r"^[0-9a-f]{128}$")
 EPOCH_RE = re.compile(r"^[0-9a-f]{16}$")
+HEAD_RE = re.compile(r"^[1-9][0-9]{0,15}:[0-9a-f]{64}$")  # N:HASH, a chain head a device witnesses
 # RFC 3339 with an offset and milliseconds, as the contract requires (ASCII digits only).
 TS_RE = re.compile(
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}(Z|[+-][0-9]{2}:[0-9]{2})$"
@@ -41,6 +42,7 @@ TS_RE = re.compile(
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 ENVELOPE_KEYS = frozenset({"v", "id", "hall", "device", "seq", "ts", "type", "body", "sig"})
 KEYS_OF_VERSION = {VERSION: ENVELOPE_KEYS, VERSION_EPOCH: ENVELOPE_KEYS | {"epoch"}}
+OPTIONAL_KEYS = {VERSION: frozenset(), VERSION_EPOCH: frozenset({"head"})}  # PROTOCOL.md 2.10
 
 
 class WireError(ValueError):
@@ -131,10 +133,11 @@ class Envelope:
     sig: str
     raw: bytes  # the exact bytes as published or received
     epoch: str | None = None  # the outbox epoch of a version 2 event; None in version 1
+    head: str | None = None  # N:HASH, the hub's chain head the device witnesses (2.10), version 2 only
 
     def unsigned(self) -> dict[str, Any]:
         return _unsigned(self.id, self.hall, self.device, self.seq, self.ts, self.type, self.body,
-                         self.epoch)
+                         self.epoch, self.head)
 
     @property
     def timestamp(self) -> datetime:
@@ -152,23 +155,27 @@ def seal(
     body: dict[str, Any],
     id: str | None = None,
     epoch: str | None = None,
+    head: str | None = None,
 ) -> Envelope:
     """Build and sign an envelope. The published bytes are its canonical form with `sig`. With an
-    `epoch` (16 lowercase hex: the outbox's) it is a version 2 envelope, without one version 1."""
+    `epoch` (16 lowercase hex: the outbox's) it is a version 2 envelope, without one version 1; a
+    version 2 envelope may carry `head` (N:HASH), the chain head its device witnesses."""
     if epoch is not None and not EPOCH_RE.fullmatch(epoch):
         raise ValueError("an outbox epoch is 16 lowercase hex characters")
-    unsigned = _unsigned(id or uuid7(), hall, device, seq, ts, type, body, epoch)
+    if head is not None and (epoch is None or not HEAD_RE.fullmatch(head)):
+        raise ValueError("a witnessed head is N:HASH (64 lowercase hex), in a version 2 envelope only")
+    unsigned = _unsigned(id or uuid7(), hall, device, seq, ts, type, body, epoch, head)
     _reject_floats(unsigned, "envelope")
     sig = key.sign(canonical(unsigned)).signature.hex()
     raw = canonical({**unsigned, "sig": sig})
     return Envelope(
         id=unsigned["id"], hall=hall, device=device, seq=seq, ts=ts, type=type,
-        body=body, sig=sig, raw=raw, epoch=epoch,
+        body=body, sig=sig, raw=raw, epoch=epoch, head=head,
     )
 
 
 def _unsigned(id: str, hall: str, device: str, seq: int, ts: str, type: str, body: dict[str, Any],
-              epoch: str | None) -> dict[str, Any]:
+              epoch: str | None, head: str | None = None) -> dict[str, Any]:
     unsigned: dict[str, Any] = {
         "v": VERSION if epoch is None else VERSION_EPOCH,
         "id": id,
@@ -181,6 +188,8 @@ def _unsigned(id: str, hall: str, device: str, seq: int, ts: str, type: str, bod
     }
     if epoch is not None:
         unsigned["epoch"] = epoch
+    if head is not None:
+        unsigned["head"] = head
     return unsigned
 
 
@@ -195,11 +204,13 @@ def parse(raw: bytes) -> Envelope:
     if type(version) is not int or version not in KEYS_OF_VERSION:
         raise WireError("malformed", f"unsupported version {version!r}"[:200])
     keys, expected = set(obj), KEYS_OF_VERSION[version]
-    if keys != expected:
+    if keys - OPTIONAL_KEYS[version] != expected:
         missing, extra = expected - keys, keys - expected
         raise WireError("malformed", f"envelope keys: missing {sorted(missing)}, extra {sorted(extra)}"[:300])
     if version == VERSION_EPOCH and not (isinstance(obj["epoch"], str) and EPOCH_RE.fullmatch(obj["epoch"])):
         raise WireError("malformed", f"bad field 'epoch': {obj['epoch']!r}"[:200])
+    if "head" in obj and not (isinstance(obj["head"], str) and HEAD_RE.fullmatch(obj["head"])):
+        raise WireError("malformed", f"bad field 'head': {obj['head']!r}"[:200])
     checks = (
         (isinstance(obj["id"], str) and 0 < len(obj["id"]) <= MAX_ID_LEN
          and not CONTROL_RE.search(obj["id"]), "id"),
@@ -219,6 +230,7 @@ def parse(raw: bytes) -> Envelope:
     return Envelope(
         id=obj["id"], hall=obj["hall"], device=obj["device"], seq=obj["seq"], ts=obj["ts"],
         type=obj["type"], body=obj["body"], sig=obj["sig"], raw=bytes(raw), epoch=obj.get("epoch"),
+        head=obj.get("head"),
     )
 
 

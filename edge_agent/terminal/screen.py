@@ -1,6 +1,6 @@
 """The entrance terminal's screen and voice, as the agent sees them: what the entrance recorded
 (`clocked`), each camera frame (`frame`) and the hub's judgement of a punch (`hub_show`, the `show`
-command with `display = "terminal"`, PROTOCOL.md 2.10) go to the board and the speaker; the page
+command with `display = "terminal"`, PROTOCOL.md 2.11) go to the board and the speaker; the page
 is served only when `[terminal]` is configured. Called from unit threads and the MQTT thread."""
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class EntranceScreen:
             self.voice.play("blink")
 
     def hub_show(self, body: dict[str, Any]) -> None:
-        """The hub's judgement of a punch: raises ValueError for a body not as PROTOCOL.md 2.10
+        """The hub's judgement of a punch: raises ValueError for a body not as PROTOCOL.md 2.11
         says. A punch no longer on the screen is fine: nothing is shown."""
         event, status, minutes, text = (body.get(k) for k in ("event", "status", "minutes", "text"))
         if set(body) - SHOW_KEYS:

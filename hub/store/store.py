@@ -45,7 +45,7 @@ from hub.store.schema import OPTIONAL_TABLES, audit, columns_missing, events, le
 from wire.clock import Clock
 from wire.envelope import WireError, format_ts, load_public_key, parse, verify
 
-__all__ = ["ZERO_HASH", "ClockBehind", "Store", "StoreMissing", "entry_hash", "sqlalchemy_url"]
+__all__ = ["ZERO_HASH", "ClockBehind", "StaleRef", "Store", "StoreMissing", "entry_hash", "sqlalchemy_url"]
 log = logging.getLogger(__name__)
 
 Outcome = Literal["stored", "duplicate", "tamper", "quarantined"]
@@ -53,6 +53,7 @@ Outcome = Literal["stored", "duplicate", "tamper", "quarantined"]
 # Key of the PostgreSQL advisory lock that serialises writers ("HALL" in ASCII).
 PG_WRITER_LOCK = 0x48414C4C
 CHUNK = 500  # rows per round trip when streaming
+WITNESS_LOOKBACK = 256  # newest entries searched for the last one that is not a witness event
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -66,6 +67,10 @@ def sqlalchemy_url(url: str) -> str:
 
 class StoreMissing(ValueError):
     """A store that does not exist (or holds no hub tables) where one was expected."""
+
+
+class StaleRef(ValueError):
+    """`append_after`: the last entry of the kind is not the one the writer read."""
 
 
 class Store:
@@ -153,6 +158,21 @@ class Store:
     def append(self, kind: str, data: dict[str, Any], ref: str | None = None) -> AuditEntry:
         """Append a manual or derived entry (roster, seq_reset, seq_gap, findings...)."""
         with self._writing() as conn:
+            chain = Chain.after_last(conn, self.clock, self.clock_policy)
+            entry = chain.add(kind, data, ref)
+            chain.write(conn)
+        return entry
+
+    def append_after(self, kind: str, data: dict[str, Any], ref: str, previous_ref: str | None) -> AuditEntry:
+        """Append only if the last entry of `kind` has the ref `previous_ref` (None: there is none
+        yet), checked under the writer lock: a position kept in the log (the feed's cursor) moves
+        from where its writer read it, or not at all (`StaleRef`)."""
+        with self._writing() as conn:
+            last = conn.execute(select(audit.c.ref).where(audit.c.kind == kind)
+                                .order_by(audit.c.seq.desc()).limit(1)).first()
+            if (None if last is None else last.ref) != previous_ref:
+                raise StaleRef(f"the last {kind} entry is {None if last is None else last.ref!r}, "
+                               f"not {previous_ref!r}: another writer moved it")
             chain = Chain.after_last(conn, self.clock, self.clock_policy)
             entry = chain.add(kind, data, ref)
             chain.write(conn)
@@ -326,10 +346,11 @@ class Store:
             if remaining is not None:
                 remaining -= len(rows)
 
-    def entries(self, kind: str) -> Iterator[AuditEntry]:
-        """Entries of one kind that verify where they stand: the entry's hash holds over its content
-        and the next entry links to it. What fails is left out (and `log verify` names it)."""
-        iterator = self.audit(kind=kind)
+    def entries(self, kind: str, after_seq: int = 0) -> Iterator[AuditEntry]:
+        """Entries of one kind (after position `after_seq`) that verify where they stand: the entry's
+        hash holds over its content and the next entry links to it. What fails is left out (and
+        `log verify` names it)."""
+        iterator = self.audit(after_seq=after_seq, kind=kind)
         while batch := list(islice(iterator, CHUNK)):
             links = self._prev_hashes([entry.seq + 1 for entry in batch])
             for entry in batch:
@@ -356,6 +377,21 @@ class Store:
         with self._engine.connect() as conn:
             row = conn.execute(query).first()
         return None if row is None else audit_entry(row)
+
+    def witness_head(self) -> str | None:
+        """N:HASH of the chain's last entry that is not a device's witness event: what the devices are
+        asked to witness (PROTOCOL.md 2.10). A witness never asks for another, so an idle hall's head
+        stands still. None for an empty log."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(audit.c.seq, audit.c.hash, audit.c.kind, audit.c.ref)
+                                .order_by(audit.c.seq.desc()).limit(WITNESS_LOOKBACK)).all()
+            refs = [row.ref for row in rows if row.kind == "event" and row.ref]
+            witnesses = set(conn.execute(select(events.c.id).where(
+                events.c.id.in_(refs), events.c.type == "witness")).scalars()) if refs else set()
+        for row in rows:
+            if row.ref not in witnesses or row.kind != "event":
+                return f"{row.seq}:{row.hash}"
+        return f"{rows[-1].seq}:{rows[-1].hash}" if rows else None
 
     def device_history(self) -> Iterator[tuple[str, str, int, str | None]]:
         """(hall, device, seq, epoch) of every stored event in the order it was accepted."""

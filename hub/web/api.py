@@ -106,7 +106,8 @@ def log(request: Request, caller: Annotated[Principal, Depends(require(Right.REA
 @router.post("/log/verify")
 def verify(request: Request, caller: Annotated[Principal, Depends(require(Right.VERIFY_LOG))]) -> Json:
     hub = hub_of(request)
-    return objects.verify_object(verify_log(hub.store, hub.config.device_keys()), hub.store)
+    return objects.verify_object(verify_log(hub.store, hub.config.device_keys(),
+                                                hub.config.audit.witness_minutes), hub.store)
 
 
 @router.get("/report")

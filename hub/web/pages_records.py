@@ -146,7 +146,8 @@ def log_browse(request: Request, caller: LogReader, after: Annotated[int, Query(
 def log_verify(request: Request,
                caller: Annotated[Principal, Depends(require(Right.VERIFY_LOG))]) -> Response:
     hub = hub_of(request)
-    verified = objects.verify_object(verify_log(hub.store, hub.config.device_keys()), hub.store)
+    verified = objects.verify_object(verify_log(hub.store, hub.config.device_keys(),
+                                                hub.config.audit.witness_minutes), hub.store)
     return _log_view(request, caller, 0, None, None, None, None, verified)
 
 
