@@ -70,9 +70,9 @@ def run(workdir: Path) -> int:
              for bus, devices in BUSES.items()}
     printer = PrinterSim(out=workdir / "printer", columns=PRINTER_COLUMNS)
     printer.start()
-    web_port = free_port()
+    web_port, terminal_port = free_port(), free_port()
     paths = write_configs(workdir, free_port(), reader.path, {b: sim.path for b, sim in buses.items()},
-                          camera.url, web_port, printer.url)
+                          camera.url, web_port, printer.url, terminal_port)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     interactive = sys.stdin.isatty()
 
@@ -88,7 +88,7 @@ def run(workdir: Path) -> int:
                                 env=env, cwd=workdir)
 
     print(f"== 模拟大厅 simulated hall, {DAY}, clock x{SPEED:.0f}; files in {workdir}", flush=True)
-    console_accounts(hub, f"http://127.0.0.1:{web_port}/")
+    console_accounts(hub, f"http://127.0.0.1:{web_port}/", f"http://127.0.0.1:{terminal_port}/")
     leave = hub("leave", "add", "--staff", "S010", "--from", DAY, "--to", DAY, "--approver", "办公室主任",
                 "--reason", "病假 sick leave", "--by", "办公室主任")
     print(leave.stdout.strip() or leave.stderr.strip())
@@ -134,9 +134,11 @@ def run(workdir: Path) -> int:
     return status
 
 
-def console_accounts(hub, url: str) -> None:  # type: ignore[no-untyped-def]
-    """An inspector and a manager with generated passwords, printed with the console's URL."""
+def console_accounts(hub, url: str, terminal_url: str) -> None:  # type: ignore[no-untyped-def]
+    """An inspector and a manager with generated passwords, printed with the console's URL and the
+    entrance terminal's page (the box's own screen)."""
     print(f"== 网页控制台 web console: {url}  (大厅看板 {url}board, 去向显示牌 {url}display)")
+    print(f"== 入口终端 entrance terminal: {terminal_url}  (the entrance box's own screen: taps and faces)")
     for name, role, role_zh in ACCOUNTS:
         password = secrets.token_urlsafe(9)
         added = hub("user", "add", "--name", name, "--role", role, "--by", "管理员", stdin=password + "\n")

@@ -124,7 +124,7 @@ def script() -> list[Step]:
 
 
 def write_configs(workdir: Path, port: int, card_pty: str, bus_ptys: dict[str, str],
-                  camera_url: str, web_port: int, printer_url: str) -> dict[str, Path]:
+                  camera_url: str, web_port: int, printer_url: str, terminal_port: int) -> dict[str, Path]:
     hub_keys, entrance_keys, windows_keys = generate_keypair(), generate_keypair(), generate_keypair()
     roster = "".join(
         f'[[staff]]\nid = "{p.id}"\nname = "{p.name}"\nwindow = "{p.window}"\ncards = ["{p.card}"]\n\n'
@@ -160,6 +160,8 @@ def write_configs(workdir: Path, port: int, card_pty: str, bus_ptys: dict[str, s
     paths["entrance"].write_text(
         f'device = "entrance"\nprivate_key = "{entrance_keys.private_hex}"\n{common("entrance")}'
         '[outbox]\npath = "entrance-outbox.db"\nresend_seconds = 5\n\n'
+        f'[terminal]\nlisten = "127.0.0.1:{terminal_port}"\n\n'
+        '[sound]\ndevice = "null"  # the clips are played, to no speaker (a hall box: "default")\n\n'
         f'[[units]]\nid = "door"\nkind = "card"\ndriver = "rdm6300"\nport = "{card_pty}"\n\n'
         f'[[units]]\nid = "camera"\nkind = "face"\nsource = "{camera_url}"\nrequire_live = true\n'
         "cooldown_seconds = 60\n\n"

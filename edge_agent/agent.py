@@ -31,8 +31,10 @@ from edge_agent.outbox import MIB, Outbox, OutboxError, RefusedWrites, Sweep
 from edge_agent.printing import Printers, PrintQueue
 from edge_agent.readings import ButtonPress, CardRead, DeviceError, DeviceHello, Reading, UnitFault
 from edge_agent.slips import WindowSlips
+from edge_agent.sound import voice_for
 from edge_agent.state import StateSealer
-from edge_agent.window import WindowBoxes
+from edge_agent.terminal import EntranceScreen
+from edge_agent.window import INVITE, THANKS, WindowBoxes
 from edge_agent.witness import Witness
 from wire import topics
 from wire.bodies import StateBody
@@ -89,9 +91,17 @@ class EdgeAgent:
             for unit in config.units
         }
         face_unit = config.face_unit()
-        self.entrance = Entrance(face_unit.card_face_seconds if face_unit else None,
-                                 self._record_event, monotonic,
-                                 require_live=face_unit.require_live if face_unit else True)
+        require_live = face_unit.require_live if face_unit else True
+        self.voice = voice_for(config.sound)
+        self.screen = EntranceScreen(
+            config.terminal, clock, ZoneInfo(config.timezone), lambda: self.hub.roster_staff, self.voice,
+            camera=face_unit is not None, require_live=require_live, watermark=self.outbox.watermark,
+            link_up=lambda: self.link.state is LinkState.CONNECTED, monotonic=monotonic,
+        ) if config.is_entrance() else None
+        self.entrance = Entrance(face_unit.card_face_seconds if face_unit else None, self._record_event,
+                                 monotonic, require_live)
+        if self.screen is not None:
+            self.entrance.on_clock = self.screen.clocked
         prefix, hall, device = config.topic_prefix, config.hall, config.device
         # witness_seconds in hall time, as the hub measures coverage (a scripted clock runs faster)
         self.witness = Witness(self.outbox, config.witness_seconds, lambda: clock.now().timestamp(),
@@ -257,6 +267,8 @@ class EdgeAgent:
                     self._run_camera if isinstance(unit, FaceUnit) else self._supervise_unit, unit)
             threads.append(threading.Thread(target=target, args=(stop,), name=f"unit-{unit.id}"))
         self.link.start()
+        if self.screen is not None:
+            self.screen.start()
         for thread in threads:
             thread.start()
         next_heartbeat = self._monotonic() + self.config.heartbeat_seconds
@@ -293,6 +305,9 @@ class EdgeAgent:
             self.link.close(self._state_payload(online=False), self._state_topic)
             if self.printers is not None:
                 self.printers.queue.close()
+            if self.screen is not None:
+                self.screen.close()
+            self.voice.close()
             self.outbox.close()
             log.info("stopped; %s", "outbox closed")
 
@@ -343,9 +358,11 @@ class EdgeAgent:
 
         return CameraRunner(unit, self.clock, lambda: self.hub.gallery, self.entrance.face, self._report,
                             lambda status, detail: self._set_unit(unit.id, status, detail),
-                            self._monotonic)
+                            self._monotonic, self.screen.frame if self.screen else None)
 
     def _show(self, unit_id: str, mode: int, text: str) -> None:
+        if mode in (INVITE, THANKS):  # the window box says it too, on its own speaker
+            self.voice.play("invite" if mode == INVITE else "thanks")
         port_unit, addr = self._routes[unit_id]
         driver = self._drivers.get(port_unit)
         if driver is not None:  # a lost port gets the current displays again when reopened
@@ -452,6 +469,10 @@ class EdgeAgent:
             if not isinstance(window, str) or (ticket is not None and not isinstance(ticket, str)):
                 raise ValueError("invite: window must be a string, ticket a string or null")
             self.windows.invite(window, seconds, ticket, envelope.id)
+        elif envelope.type == "show" and body.get("display") == "terminal":  # PROTOCOL.md 2.10
+            if self.screen is None:
+                raise ValueError("show: 本设备不是入口终端 (this box has no card reader or camera)")
+            self.screen.hub_show(body)
         elif envelope.type == "show":
             window, mode, text = body.get("window"), body.get("mode"), body.get("text", "")
             if type(mode) is not int or not 0 <= mode <= 5 or not isinstance(text, str):

@@ -8,16 +8,19 @@ import threading
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 from edge_agent.config import FaceUnit
 from edge_agent.drivers.face.pipeline import FacePipeline
 from edge_agent.drivers.face.source import FrameSource
 from edge_agent.entrance import FaceSeen
-from edge_agent.readings import DeviceError, UnitFault
+from edge_agent.readings import DeviceError, FaceView, UnitFault
 from wire.clock import Clock
 from wire.faces import Gallery
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 60.0
+OnFrame = Callable[[np.ndarray, FaceView | None], None]  # each frame with the face tracked on it
 
 
 class CameraRunner:
@@ -30,8 +33,10 @@ class CameraRunner:
         on_fault: Callable[[UnitFault], object],
         on_status: Callable[[str, str], None],
         monotonic: Callable[[], float] = time.monotonic,
+        on_frame: OnFrame | None = None,
     ) -> None:
         self.unit, self.clock = unit, clock
+        self._on_frame = on_frame
         self._on_face, self._on_fault, self._on_status = on_face, on_fault, on_status
         self._monotonic = monotonic
         self.pipeline = FacePipeline(gallery, require_live=unit.require_live,
@@ -69,7 +74,10 @@ class CameraRunner:
             frame = source.read()
             if frame is None:
                 continue
-            for event in self.pipeline.process(frame):
+            events = self.pipeline.process(frame)
+            if self._on_frame is not None:
+                self._on_frame(frame, self.pipeline.view())  # keeps a reference: no copy, no encoding
+            for event in events:
                 seen = FaceSeen(event.staff, event.distance_milli, event.decision, event.live, event.jpeg,
                                 self.clock.now())
                 log.info("unit %s: face %s (%s, %d, live=%s)", self.unit.id, event.staff, event.decision,

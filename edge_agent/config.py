@@ -208,6 +208,40 @@ class WindowSettings(_Section):
                           "evaluator here")
 
 
+class TerminalSettings(_Section):
+    """The entrance terminal's own screen: one full-screen page served to the box's browser."""
+
+    listen: str = Field("127.0.0.1:8090", description="host:port of the page; 127.0.0.1 keeps it on the box "
+                                                      "(no login: anyone who reaches it sees the punches)")
+    preview_fps: float = Field(5.0, gt=0, le=15, description="camera preview frames per second (MJPEG)")
+    repeat_minutes: int = Field(3, ge=0, le=120, description="a second punch of one person within this "
+                                "shows 已打卡 (the hub's [schedule] duplicate_punch_minutes decides)")
+    lines: int = Field(6, ge=1, le=20, description="punches shown, newest first")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError('must be "host:port", e.g. "127.0.0.1:8090"')
+        return value
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class SoundSettings(_Section):
+    """Tones and spoken zh-CN prompts through ALSA (`aplay`)."""
+
+    enabled: bool = Field(True, description="false: silent (the section may stay)")
+    volume: int = Field(80, ge=0, le=100, description="percent of the clips' recorded level")
+    device: str = Field("default", description='ALSA PCM for `aplay -D`: "default", "plughw:1,0", "null"')
+    clips_dir: FilePath | None = Field(None, description="a folder of the hall's own recordings; a clip "
+                                       "missing there is taken from the clips shipped with the agent")
+
+
 class EdgeConfig(_Section):
     hall: Name
     device: Name
@@ -223,8 +257,10 @@ class EdgeConfig(_Section):
     outbox: OutboxConfig
     units: list[Unit] = Field(default_factory=list)
     window: WindowSettings = WindowSettings()
+    terminal: TerminalSettings | None = Field(None, description="absent: no terminal page")
+    sound: SoundSettings | None = Field(None, description="absent: silent")
 
-    @field_validator("private_key_file", "outbox", "broker", mode="after")
+    @field_validator("private_key_file", "outbox", "broker", "sound", mode="after")
     @classmethod
     def _relative_to_config(cls, value: object, info: ValidationInfo) -> object:
         base = (info.context or {}).get("config_dir")
@@ -236,6 +272,9 @@ class EdgeConfig(_Section):
             return value.model_copy(update={"path": base / value.path})
         if isinstance(value, BrokerConfig) and value.ca_file is not None and not value.ca_file.is_absolute():
             return value.model_copy(update={"ca_file": base / value.ca_file})
+        clips = value.clips_dir if isinstance(value, SoundSettings) else None
+        if isinstance(value, SoundSettings) and clips is not None and not clips.is_absolute():
+            return value.model_copy(update={"clips_dir": base / clips})
         return value
 
     @field_validator("timezone")
@@ -254,6 +293,15 @@ class EdgeConfig(_Section):
         if sum(isinstance(unit, FaceUnit) for unit in self.units) > 1:
             raise ValueError("units: one face unit per edge agent")
         return self
+
+    @model_validator(mode="after")
+    def verify_terminal(self) -> EdgeConfig:
+        if self.terminal is not None and not self.is_entrance():
+            raise ValueError("terminal: the terminal page is the entrance's: give a card or face unit too")
+        return self
+
+    def is_entrance(self) -> bool:
+        return any(isinstance(unit, CardUnit | FaceUnit) for unit in self.units)
 
     @model_validator(mode="after")
     def verify_window_printing(self) -> EdgeConfig:

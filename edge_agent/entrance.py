@@ -13,9 +13,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from wire.envelope import format_ts
+from wire.envelope import Envelope, format_ts
 
 
 class Record(Protocol):
@@ -33,6 +33,24 @@ class FaceSeen:
     live: bool
     jpeg: bytes
     at: datetime
+
+
+@dataclass(frozen=True)
+class Clocked:
+    """What the entrance did with a tap or a face, for the terminal's screen and voice: a `clock`
+    event recorded (`event_id` None when the outbox refused it), or a tap that waits for a face."""
+
+    kind: Literal["recorded", "waiting"]
+    method: str  # card, face, card+face
+    card: str | None
+    staff: str | None  # the face's staff id (face, card+face)
+    live: bool | None
+    at: datetime
+    event_id: str | None = None
+    seq: int | None = None
+
+
+OnClock = Callable[[Clocked], None]
 
 
 @dataclass
@@ -58,20 +76,23 @@ def card_owner(card: str, staff: list[dict[str, Any]]) -> str | None:
 
 class Entrance:
     def __init__(self, card_face_seconds: float | None, record: Record,
-                 monotonic: Callable[[], float], require_live: bool = True) -> None:
+                 monotonic: Callable[[], float], require_live: bool = True,
+                 on_clock: OnClock = lambda clocked: None) -> None:
         self.card_face_seconds = card_face_seconds
         self.require_live = require_live
         self._record, self._monotonic = record, monotonic
+        self.on_clock = on_clock  # the terminal's screen and voice
         self._pending: _PendingCard | None = None
         self._lock = threading.Lock()
 
     def card(self, card: str, at: datetime) -> None:
         if self.card_face_seconds is None:
-            self._record("clock", {"method": "card", "card": card}, format_ts(at))
+            self._clock({"method": "card", "card": card}, at)
             return
         with self._lock:
             self._expire_locked(force=True)
             self._pending = _PendingCard(card, at, self._monotonic() + self.card_face_seconds)
+        self.on_clock(Clocked("waiting", "card+face", card, None, None, at))
 
     def face(self, seen: FaceSeen) -> str | None:
         """Record a recognised face; returns the method recorded, or None when nothing was."""
@@ -86,12 +107,11 @@ class Entrance:
             usable = seen.live or not self.require_live  # a failed liveness attempt keeps the tap waiting
             if pending is not None and usable and self._monotonic() <= pending.until:
                 self._pending = None
-                self._record("clock", {"method": "card+face", "card": pending.card, **body},
-                             format_ts(pending.at), seen.jpeg)
+                self._clock({"method": "card+face", "card": pending.card, **body}, pending.at, seen.jpeg)
                 return "card+face"
         if seen.staff is None:
             return None  # an unknown face without a card: nothing to clock
-        self._record("clock", {"method": "face", **body}, format_ts(seen.at), seen.jpeg)
+        self._clock({"method": "face", **body}, seen.at, seen.jpeg)
         return "face"
 
     def tick(self) -> None:
@@ -103,4 +123,13 @@ class Entrance:
         if pending is None or (not force and self._monotonic() <= pending.until):
             return
         self._pending = None
-        self._record("clock", {"method": "card", "card": pending.card}, format_ts(pending.at))
+        self._clock({"method": "card", "card": pending.card}, pending.at)
+
+    def _clock(self, body: dict[str, Any], at: datetime, jpeg: bytes | None = None) -> None:
+        """Record one clock event (a refused write raises from `record` as before), then tell the
+        terminal what was recorded."""
+        envelope = self._record("clock", body, format_ts(at), jpeg)
+        recorded = envelope if isinstance(envelope, Envelope) else None
+        self.on_clock(Clocked("recorded", body["method"], body.get("card"), body.get("staff"),
+                               body.get("live"), at, recorded.id if recorded else None,
+                               recorded.seq if recorded else None))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 
 class Transport(Protocol):
@@ -22,6 +22,16 @@ class CardRead:
     unit: str
     card: str  # 10 uppercase hex digits (EM4100 data)
     at: datetime  # hall time when the tap began
+
+
+@dataclass(frozen=True)
+class FaceView:
+    """The face tracked on a camera frame, for a screen: its box (top, right, bottom, left in frame
+    pixels) and what it waits for (`look`: being recognised, `blink`: recognised, waiting for a
+    blink, `done`: its punch emitted)."""
+
+    box: tuple[int, int, int, int]
+    stage: Literal["look", "blink", "done"]
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from hub.roster_log import ensure_logged
 from hub.scheduler import HallScheduler
 from hub.snapshots import WaitingSnapshots
 from hub.store.store import Outcome, Store, StoreFenced
+from hub.terminal_show import show_verdicts
 from hub.watermark import Notice, Watermarks
 from wire import topics
 from wire.clock import Clock
@@ -247,12 +248,14 @@ class HubService:
                 items.append(item)
         outcomes = self._store(items)
         touched: set[tuple[str, str | None]] = set()
+        punches: list[StoredEvent] = []
         for item, outcome in zip(items, outcomes, strict=True):
             if isinstance(item, StoredEvent):
                 touched.add((item.device, item.epoch))
                 if outcome in ("stored", "duplicate"):
                     self._attach_snapshot(item, outcome == "stored")
                 if outcome == "stored":
+                    punches.append(item)
                     notice = self.watermarks.accept(item.device, item.seq, now, item.epoch)
                     if notice is not None:
                         self._report(notice)
@@ -262,7 +265,18 @@ class HubService:
             self._refresh_head(publish=False)
         for device, epoch in touched:
             self._publish_watermark(device, epoch)
+        self._show_verdicts(punches)
         return len(messages)
+
+    def _show_verdicts(self, stored: list[StoredEvent]) -> None:
+        """The entrance terminal's `show` of each new punch (PROTOCOL.md 2.11), best effort."""
+        def send(device: str, name: str, body: dict[str, Any]) -> None:
+            topic = topics.command(self.config.topic_prefix, self.config.hall, device, name)
+            self._client.publish(topic, self._sealed(device, name, body), qos=1)
+        try:
+            show_verdicts(self.config, self.store, stored, self.clock.now(), send)
+        except Exception:  # the punches are stored; only the terminal's line misses its judgement
+            log.exception("the show of %d punch(es) not sent", len(stored))
 
     def _take(self, message: Message) -> StoredEvent | Quarantined | None:
         """One message: an event to store, a reject, or None (a device state taken in)."""

@@ -14,6 +14,7 @@ import pytest
 
 WEB = Path(__file__).resolve().parents[1] / "hub" / "web"
 VENDOR = WEB / "static" / "vendor"
+TERMINAL_PAGE = Path(__file__).resolve().parents[1] / "edge_agent" / "terminal" / "page"
 MANIFEST = VENDOR / "MANIFEST.json"
 
 # What a page may load: the console's own files. Every http(s) URL outside a comment is a reference to
@@ -85,7 +86,7 @@ def _is_vendor_metadata(path: Path) -> bool:
 
 
 def _served_files() -> list[Path]:
-    roots = [root for root in (WEB / "templates", WEB / "static") if root.is_dir()]
+    roots = [root for root in (WEB / "templates", WEB / "static", TERMINAL_PAGE) if root.is_dir()]
     return [
         path
         for root in roots
@@ -98,11 +99,12 @@ def test_no_template_or_static_file_refers_to_another_host() -> None:
     files = _served_files()
     assert VENDOR / "htmx.min.js" in files
     offenders = {
-        str(path.relative_to(WEB)): refs
+        str(path): refs
         for path in files
         if (refs := foreign_references(path.read_text(encoding="utf-8", errors="replace"), path.suffix))
     }
     assert offenders == {}
+    assert TERMINAL_PAGE / "terminal.js" in files  # the entrance terminal's page is scanned too
 
 
 @pytest.mark.parametrize(

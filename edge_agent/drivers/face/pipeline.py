@@ -31,6 +31,7 @@ import numpy as np
 
 from edge_agent.drivers.face.liveness import BlinkDetector, face_ear
 from edge_agent.drivers.face.matcher import Decision, Gallery, Match
+from edge_agent.readings import FaceView
 
 MAX_JPEG_BYTES = 48 * 1024
 CROP_MARGIN = 0.25  # of the face box, on each side
@@ -195,6 +196,17 @@ class FacePipeline:
             if encodings:
                 track = self._agree(track, gallery.best(encodings[0]), frame_bgr, now)
         return self._emit(track, now)
+
+    def view(self) -> FaceView | None:
+        """The face tracked after the last frame, or None when there was none."""
+        track = self._track
+        if track is None:
+            return None
+        if track.done:
+            return FaceView(track.box, "done")
+        if track.confirmed_at is not None and self.require_live:
+            return FaceView(track.box, "blink")
+        return FaceView(track.box, "look")
 
     def _follow(self, box: Box) -> tuple[_Track, bool]:
         """Continue the tracked face when `box` is near it, else start a new track. Returns the
