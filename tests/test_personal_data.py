@@ -38,7 +38,9 @@ def test_revoke_takes_a_face_out_of_the_roster(tmp_path: Path) -> None:
     body = roster_body(hub_config.load(config), store)
     assert [entry["staff"] for entry in body["gallery"]] == ["S002"]
     [entry] = [e for e in store.audit() if e.kind == "face_revoke"]
-    assert entry.data == {"staff": "S001", "by": "办公室主任", "reason": "离职"}
+    assert {k: v for k, v in entry.data.items() if k != "author"} == {"staff": "S001", "by": "办公室主任",
+                                                                      "reason": "离职"}
+    assert entry.data["author"]["by"] == "办公室主任" and entry.data["author"]["via"] == "cli"
     assert verify_log(store, {}).ok
     again = subprocess.run([sys.executable, "-m", "hub.cli", "staff", "revoke", "--config", str(config),
                             "--staff", "S001", "--by", "x", "--no-publish"],

@@ -58,8 +58,8 @@ def terminal_hall(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Terminal
         f'[[units]]\nid = "cam"\nkind = "face"\nsource = "{camera.url}"\nrequire_live = true\n'
         f'[terminal]\nlisten = "127.0.0.1:{port}"\n[sound]\ndevice = "null"\n'))
     try:
-        enrolled = hall.cli("staff", "enroll", "--staff", "S002", "--no-publish", str(OBAMA),
-                            "--clock", "2026-11-24T08:00:00+08:00")  # the hall is live on the day
+        enrolled = hall.cli("staff", "enroll", "--staff", "S002", "--by", "管理员", "--no-publish",
+                            str(OBAMA), "--clock", "2026-11-24T08:00:00+08:00")  # the hall is live on the day
         assert enrolled.returncode == 0, enrolled.stderr
         hall.start_hub()
         hall.start_edge()
