@@ -94,7 +94,7 @@ def user_command(args: argparse.Namespace, roster: set[str], store: Store,
     found = all_users(store)
     if args.json:
         print(json.dumps([{"name": u.name, "role": u.role, "staff": u.staff, "disabled": u.disabled,
-                           "tokens": list(u.tokens), "halls": None if u.halls is None else list(u.halls)}
+                           "tokens": list(u.tokens), **({} if u.halls is None else {"halls": list(u.halls)})}
                           for u in found], ensure_ascii=False, indent=1))
         return 0
     limited = any(u.halls is not None for u in found)  # a city's users: their halls too
