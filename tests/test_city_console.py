@@ -181,6 +181,12 @@ def test_city_users_from_the_command_line_and_the_city_console_served(city: Smal
     wrong_staff = _cli("user", "add", "--config", path, "--name", "x", "--role", "staff", "--staff", "S009",
                        "--halls", "h01", "--by", "t", stdin=f"{PASSWORD}\n")
     assert wrong_staff.returncode == 2 and "roster" in wrong_staff.stderr
+    two_halls = _cli("user", "add", "--config", path, "--name", "x", "--role", "staff", "--staff", "S001",
+                     "--halls", "h01,h02", "--by", "t", stdin=f"{PASSWORD}\n")
+    assert two_halls.returncode == 2 and "one hall" in two_halls.stderr
+    alone = _cli("user", "add", "--config", str(city.city.path.parent / "h01.toml"), "--name", "x", "--role",
+                 "inspector", "--halls", "h01", "--by", "t", stdin=f"{PASSWORD}\n")
+    assert alone.returncode == 2 and "--halls is for a city's users" in alone.stderr
     added = _cli("user", "add", "--config", path, "--name", "cli", "--role", "inspector", "--halls",
                  "h03,h01", "--by", "t", stdin=f"{PASSWORD}\n")
     assert added.returncode == 0 and "halls h03,h01" in added.stdout, added.stderr

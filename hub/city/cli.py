@@ -73,6 +73,9 @@ def _console_command(args: argparse.Namespace, city: CityConfig) -> int:
             provenance = operators.command_provenance(args, accounts)
             store = accounts if provenance is None else accounts.authored(provenance)
             halls = _halls(args.halls, city) if getattr(args, "halls", None) else None
+            if getattr(args, "role", None) == "staff" and (halls is None or len(halls) != 1):
+                raise ValueError("a city's staff account needs --halls with its one hall (roster ids "
+                                 "are a hall's own)")
             chosen = [hall for hall in city.halls if halls is None or hall.hall in halls]
             return user_command(args, {m.id for hall in chosen for m in hall.staff}, store, halls)
         return _serve(args, city, accounts)
