@@ -218,8 +218,8 @@ def _start_web(config: HubConfig, store: Store) -> WebServer:
     write through the store's writer lock, as a CLI command does); ingest never waits for it."""
     from hub.web.serve import WebServer
 
-    web = WebServer(config, Store(config.store.url, store.clock, create=False,
-                                  device_keys=config.device_keys()))
+    web = WebServer.of_hall(config, Store(config.store.url, store.clock, create=False,
+                                          device_keys=config.device_keys()))
     web.start()
     return web
 

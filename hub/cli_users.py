@@ -1,5 +1,6 @@
 """`hall-hub user add|list|disable|token|revoke-token` and `hall-hub web`: the console's accounts
-(hub/store/users.py) and serving the console alone."""
+(hub/store/users.py) and serving the console alone. Given a city config the same commands keep the
+city's users in its `[city] store` and serve the city console (hub/city/cli.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from hub.config import HubConfig
+from hub.config import HubConfig, WebConfig
 from hub.operators import signing
 from hub.store.store import Store
 from hub.store.users import ROLE_ZH, ROLES, add_user, all_users, disable_user, issue_token, revoke_tokens
@@ -31,6 +32,7 @@ def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argp
     add.add_argument("--role", required=True, choices=ROLES,
                      help="inspector 督查, manager 中心负责人, staff 窗口人员")
     add.add_argument("--staff", help="the roster id a staff account speaks for (role staff only)")
+    add.add_argument("--halls", help="a city's user only: the halls it may see, h01,h02 (default: all)")
     signing(add, BY)
     listing = with_config(user_sub.add_parser("list", help="users, roles, state and token ids "
                                                            "(never a hash)"))
@@ -47,23 +49,33 @@ def add_commands(sub: Any, with_config: Callable[[argparse.ArgumentParser], argp
     which.add_argument("--name", help="every token of this user")
     which.add_argument("--id", help="the token with this id (`user list`)")
     signing(revoke, BY)
-    with_config(sub.add_parser("web", help="serve the web console alone (an inspector's copy of the "
-                                           "store; needs [web] listen)"))
+    web = with_config(sub.add_parser("web", help="serve the web console alone (an inspector's copy of "
+                                                 "the store; needs [web] listen), or a city's console"))
+    web.add_argument("--listen", help="HOST:PORT instead of [web] listen (a city's: [city.web] listen)")
     return {"user": _user, "web": _web}
 
 
 def _user(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
+    if getattr(args, "halls", None) is not None:
+        raise ValueError("--halls is for a city's users (--config city.toml): a hall's users see its hall")
+    return user_command(args, {m.id for m in config.staff}, store)
+
+
+def user_command(args: argparse.Namespace, roster: set[str], store: Store,
+                 halls: list[str] | None = None) -> int:
+    """`roster`: the staff ids a staff account may speak for; `halls`: a city's user's halls."""
     command = args.user_command
     if command == "add":
-        if args.staff is not None and args.staff not in {m.id for m in config.staff}:
+        if args.staff is not None and args.staff not in roster:
             raise ValueError(f"staff {args.staff!r} is not on the roster")
         line = sys.stdin.readline()
         password = line.removesuffix("\n").removesuffix("\r")
         if sys.stdin.read(1):
             raise ValueError("give the password alone on one line of stdin")
-        done = add_user(store, args.name, args.role, args.staff, password, args.by)
+        done = add_user(store, args.name, args.role, args.staff, password, args.by, halls)
         print(f"已添加用户 user {done.name} added: {ROLE_ZH[done.role]} {done.role}"
-              + (f", staff {done.staff}" if done.staff else ""))
+              + (f", staff {done.staff}" if done.staff else "")
+              + (f", halls {','.join(done.halls)}" if done.halls else ""))
         return 0
     if command == "disable":
         disable_user(store, args.name, args.by)
@@ -82,21 +94,27 @@ def _user(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     found = all_users(store)
     if args.json:
         print(json.dumps([{"name": u.name, "role": u.role, "staff": u.staff, "disabled": u.disabled,
-                           "tokens": list(u.tokens)} for u in found], ensure_ascii=False, indent=1))
+                           "tokens": list(u.tokens), **({} if u.halls is None else {"halls": list(u.halls)})}
+                          for u in found], ensure_ascii=False, indent=1))
         return 0
-    print(table(("用户", "角色", "工号", "状态", "令牌"),
+    limited = any(u.halls is not None for u in found)  # a city's users: their halls too
+    print(table(("用户", "角色", "工号", "状态", "令牌", *(("大厅",) if limited else ())),
                 [(u.name, f"{ROLE_ZH[u.role]} {u.role}", u.staff, "停用" if u.disabled else "有效",
-                  " ".join(u.tokens) or None) for u in found]))
+                  " ".join(u.tokens) or None, *((",".join(u.halls or ()) or "全部",) if limited else ()))
+                 for u in found]))
     return 0
 
 
 def _web(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     from hub.web.serve import WebServer
 
+    if args.listen:
+        web = WebConfig.model_validate({**config.web.model_dump(), "listen": args.listen})
+        config = config.model_copy(update={"web": web})
     if not config.web.listen:
         raise ValueError(f"{args.config}: [web] listen is not set (e.g. listen = \"127.0.0.1:8080\")")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    WebServer(config, store).serve_until(stop)
+    WebServer.of_hall(config, store).serve_until(stop)
     return 0

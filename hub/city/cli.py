@@ -1,4 +1,5 @@
-"""`hall-hub run|check --config city.toml`: a city worker, or the check of a city's config."""
+"""`hall-hub run|check|web|user --config city.toml`: a city worker, the check of a city's config, the
+city console (hub/web/city_app.py) and its users (kept in the `[city] store`)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import signal
 import sys
 import threading
 
-from hub.city.config import load_city
+from hub.city.config import CityConfig, load_city
+from hub.config import WebConfig
+from hub.store.store import Store
 from wire import clock as clocks
 from wire.configfile import ConfigError, example_key_warning
 
 
 def city_command(args: argparse.Namespace) -> int:
     """`run` or `check` for a city config; other commands take a hall's own config."""
-    if args.command not in ("run", "check"):
+    if args.command not in ("run", "check", "web", "user"):
         print(f"错误 error: {args.config} is a city config ([[halls]]): `{args.command}` takes one "
               "hall's config (the file its [[halls]] entry includes)", file=sys.stderr)
         return 2
@@ -24,6 +27,12 @@ def city_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc.report(), file=sys.stderr)
         return 2
+    if args.command in ("web", "user"):
+        try:
+            return _console_command(args, city)
+        except ValueError as exc:
+            print(f"错误 error: {exc}", file=sys.stderr)
+            return 2
     if args.command == "check":
         for hall in city.halls:
             warning = example_key_warning(hall.private_key_hex(), "hall-hub")
@@ -46,4 +55,60 @@ def city_command(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     CityWorker(city, args.clock).run(stop)
+    return 0
+
+
+def _console_command(args: argparse.Namespace, city: CityConfig) -> int:
+    """`user ...` on the city's store (its users see the halls of `--halls`, default all), or `web`:
+    the city console on `--listen` or `[city.web] listen`, each hall's store read on its own pool."""
+    from hub import operators
+    from hub.cli_users import user_command
+    from hub.store.store import Store
+
+    clock = clocks.from_spec(args.clock, city.halls[0].timezone)
+    creates = args.command == "web" or args.user_command == "add"
+    accounts = Store(city.city.store, clock, create=creates)
+    try:
+        if args.command == "user":
+            provenance = operators.command_provenance(args, accounts)
+            store = accounts if provenance is None else accounts.authored(provenance)
+            halls = _halls(args.halls, city) if getattr(args, "halls", None) else None
+            if getattr(args, "role", None) == "staff" and (halls is None or len(halls) != 1):
+                raise ValueError("a city's staff account needs --halls with its one hall (roster ids "
+                                 "are a hall's own)")
+            chosen = [hall for hall in city.halls if halls is None or hall.hall in halls]
+            return user_command(args, {m.id for hall in chosen for m in hall.staff}, store, halls)
+        return _serve(args, city, accounts)
+    finally:
+        accounts.close()
+
+
+def _halls(text: str, city: CityConfig) -> list[str]:
+    halls = [hall.strip() for hall in text.split(",")]
+    known = [hall.hall for hall in city.halls]
+    unknown = [hall for hall in halls if hall not in known]
+    if unknown:
+        raise ValueError(f"--halls: {', '.join(unknown)} not in {city.path} (its halls: {', '.join(known)})")
+    return halls
+
+
+def _serve(args: argparse.Namespace, city: CityConfig, accounts: Store) -> int:
+    from hub.web.city_app import create_city_app
+    from hub.web.serve import WebServer
+
+    web = city.city.web
+    if args.listen:
+        web = WebConfig.model_validate({**web.model_dump(), "listen": args.listen})
+    if not web.listen:
+        raise ValueError(f"{args.config}: give --listen HOST:PORT or [city.web] listen")
+    stores = {hall.hall: Store(hall.store.url, clocks.from_spec(args.clock, hall.timezone), create=False,
+                               device_keys=hall.device_keys()) for hall in city.halls}
+    try:
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        WebServer(web, create_city_app(city, accounts, stores)).serve_until(stop)
+    finally:
+        for store in stores.values():
+            store.close()
     return 0

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 
-from hub.config import PROGRAM, HubConfig
+from hub.config import PROGRAM, HubConfig, WebConfig
 from wire import configfile
 from wire.configfile import ConfigError, Name, key_path
 
@@ -40,6 +40,9 @@ class CitySection(_Section):
                                 "to finish its batch and disconnect before its lock is freed anyway")
     worker: str = Field("", max_length=60, description="this worker's name in logs and in PostgreSQL's "
                         "application_name (default host-pid)")
+    web: WebConfig = Field(default_factory=WebConfig, description="the city console (`hall-hub web "
+                           "--config city.toml`): listen, session_hours, login limits, secure_cookie "
+                           "as a hall's [web]; its users are kept in `store`")
 
     @field_validator("store")
     @classmethod

@@ -67,13 +67,14 @@ quarantine = Table(
 
 # Columns added after stores existed: a store created before gets them, nullable, no row touched
 # (the only changes ever made to a table in place).
-_ADDED_COLUMNS = {"quarantine": ("size", "sha256"), "events": ("epoch",)}
+_ADDED_COLUMNS = {"quarantine": ("size", "sha256"), "events": ("epoch",), "users": ("halls",)}
 
 
 def columns_missing(connection: Connection) -> list[tuple[str, str]]:
     """(table, column) of the added columns an older store does not have yet."""
     inspector = inspect(connection)
-    return [(name, column) for name, columns in _ADDED_COLUMNS.items()
+    present = set(inspector.get_table_names())  # an optional table not there yet is made whole
+    return [(name, column) for name, columns in _ADDED_COLUMNS.items() if name in present
             for column in sorted(set(columns) - {c["name"] for c in inspector.get_columns(name)})]
 
 
@@ -108,6 +109,7 @@ users = Table(
     Column("staff", _NAME, nullable=True),
     Column("password", String(200), nullable=False),  # scrypt$n$r$p$salt$hash (base64)
     Column("created_at", _TS, nullable=False),
+    Column("halls", Text, nullable=True),  # a city's user: the halls it may see, "h01,h02" (NULL: all)
 )
 tokens = Table(
     "tokens",

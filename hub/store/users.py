@@ -2,7 +2,8 @@
 
 The `users` and `tokens` tables hold what must stay secret from the log (the scrypt hash of a
 password, the SHA-256 of a token); every change is a log entry in the same transaction, naming who
-made it and never holding a secret: `user_add` (name, role, staff), `user_disable`, `token_issue`
+made it and never holding a secret: `user_add` (name, role, staff; a city's user limited to some halls
+also `halls`), `user_disable`, `token_issue`
 (token id and user), `token_revoke`. Both tables are insert-only: a user counts only while its row
 agrees with a verified `user_add` entry and no `user_disable` follows; a token only while its row has a
 verified `token_issue` entry for that user and no `token_revoke`. A row slipped into a table outside
@@ -15,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Literal
@@ -41,6 +43,10 @@ class User:
     staff: str | None  # the roster id a staff account speaks for (None for inspector, manager)
     disabled: bool = False
     tokens: tuple[str, ...] = field(default=())  # ids of the tokens not revoked
+    halls: tuple[str, ...] | None = None  # a city's user limited to these halls (None: every hall)
+
+    def sees(self, hall: str) -> bool:
+        return self.halls is None or hall in self.halls
 
 
 def hash_password(password: str) -> str:
@@ -83,9 +89,11 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def add_user(store: Store, name: str, role: Role, staff: str | None, password: str, by: str) -> User:
+def add_user(store: Store, name: str, role: Role, staff: str | None, password: str, by: str,
+             halls: Sequence[str] | None = None) -> User:
     """A new user (names are never reused, even after `user_disable`). Refused (ValueError): a
-    taken or malformed name, an unknown role, a staff account without its roster id, a weak password."""
+    taken or malformed name, an unknown role, a staff account without its roster id, a weak password,
+    an empty or malformed list of `halls` (a city's user limited to those halls; None: all)."""
     name = name.strip()
     if not name or len(name) > 64 or any(c.isspace() or not c.isprintable() for c in name):
         raise ValueError(f"user name {name!r}: 1 to 64 printable characters without spaces")
@@ -96,16 +104,28 @@ def add_user(store: Store, name: str, role: Role, staff: str | None, password: s
     problem = password_problem(password)
     if problem:
         raise ValueError(problem)
+    limited = None if halls is None else _halls(halls)
     hashed = hash_password(password)
+    data: dict[str, object] = {"name": name, "role": role, "staff": staff, "by": by}
+    if limited is not None:  # a hall's own users' entries stay as they were
+        data["halls"] = list(limited)
     with store.writing() as conn:
         if conn.execute(select(users.c.name).where(users.c.name == name)).first():
             raise ValueError(f"user {name!r} exists already (names are not reused)")
         chain = store.chain(conn)
-        entry = chain.add("user_add", {"name": name, "role": role, "staff": staff, "by": by}, name)
+        entry = chain.add("user_add", data, name)
         conn.execute(insert(users), [{"name": name, "role": role, "staff": staff, "password": hashed,
-                                      "created_at": format_ts(entry.at)}])
+                                      "created_at": format_ts(entry.at),
+                                      "halls": None if limited is None else ",".join(limited)}])
         chain.write(conn)
-    return User(name, role, staff)
+    return User(name, role, staff, halls=limited)
+
+
+def _halls(halls: Sequence[str]) -> tuple[str, ...]:
+    found = tuple(dict.fromkeys(h.strip() for h in halls))
+    if not found or any(not h or "," in h or any(c.isspace() for c in h) for h in found):
+        raise ValueError(f"--halls {','.join(halls)!r}: one or more hall ids, comma-separated")
+    return found
 
 
 def disable_user(store: Store, name: str, by: str) -> None:
@@ -167,10 +187,13 @@ def all_users(store: Store) -> list[User]:
     found = []
     for row in rows:
         logged = added.get(row.name)
-        if logged is None or (logged.get("role"), logged.get("staff")) != (row.role, row.staff):
+        halls = None if row.halls is None else tuple(row.halls.split(","))
+        logged_halls = logged.get("halls") if logged is not None else None
+        if logged is None or (logged.get("role"), logged.get("staff")) != (row.role, row.staff) \
+                or (None if logged_halls is None else tuple(logged_halls)) != halls:
             continue
         found.append(User(row.name, row.role, row.staff, row.name in disabled,
-                          tuple(sorted(live.get(row.name, ())))))
+                          tuple(sorted(live.get(row.name, ()))), halls))
     return found
 
 

@@ -5,6 +5,11 @@ hub/web/api.py: `/api/v1/`), each route naming its right with `Depends(require(R
 (hub/web/auth.py, rights in hub/web/rights.py), pages rendered from hub/web/templates/ through
 hub/web/templating.py. Static files (hub/web/static/, vendored assets under static/vendor/) are
 served by the hub itself: nothing is loaded from another host.
+
+Given a `CityAccess` (hub/web/auth.py), the app is one hall's console mounted in a city console
+(hub/web/city_app.py, under `/h/{hall}`): its users, sessions and login limiter are the city's, its
+links and redirects carry the mount's prefix (`site_path`, `{{ base }}` in the templates), and the
+login form it sends a stranger to is the city's `/login`.
 """
 
 from __future__ import annotations
@@ -30,9 +35,9 @@ from hub.web import (
     pages_ratings,
     pages_records,
 )
-from hub.web.auth import LoginLimiter, NotLoggedIn, Sessions, WebHub
+from hub.web.auth import CityAccess, LoginLimiter, NotLoggedIn, Sessions, WebHub
 from hub.web.live import POLL_S
-from hub.web.templating import STATIC_DIR, render
+from hub.web.templating import NAV, STATIC_DIR, render
 
 # What every response carries: no framing, no sniffing, no referrer, scripts and styles from here only.
 SECURITY_HEADERS = {
@@ -44,11 +49,18 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(config: HubConfig, store: Store, *, live_poll_seconds: float = POLL_S) -> FastAPI:
-    """`live_poll_seconds`: how often the live pages' feed reads the log's head (hub/web/live.py)."""
+def create_app(config: HubConfig, store: Store, *, live_poll_seconds: float = POLL_S,
+               city: CityAccess | None = None) -> FastAPI:
+    """`live_poll_seconds`: how often the live pages' feed reads the log's head (hub/web/live.py);
+    `city`: the city console this hall's console is mounted in (None: a hall's console alone)."""
     app = FastAPI(title=f"{config.hall} hall console", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.hub = WebHub(config, store, Sessions(config.web.session_hours),
-                           LoginLimiter(config.web.login_failures, config.web.login_window_minutes * 60))
+    if city is None:
+        app.state.hub = WebHub(config, store, Sessions(config.web.session_hours),
+                               LoginLimiter(config.web.login_failures, config.web.login_window_minutes * 60))
+    else:
+        app.state.hub = WebHub(config, store, city.sessions, city.limiter, city)
+    app.state.title, app.state.printers = config.hall, config.web.printers
+    app.state.city, app.state.menu = city, NAV
     app.state.live = live_pages.make_live(config, store, live_poll_seconds)
     app.include_router(pages.router)
     app.include_router(api.router)
@@ -58,22 +70,33 @@ def create_app(config: HubConfig, store: Store, *, live_poll_seconds: float = PO
     app.include_router(pages_ledger.router)
     app.include_router(pages_records.router)
     app.include_router(pages_print.router)
+    guard(app)
+    return app
+
+
+def guard(app: FastAPI) -> None:
+    """What every console app has: the static files, the security headers, the login redirect and
+    the errors as a page or JSON (a city console's app too)."""
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BaseHTTPMiddleware, dispatch=_headers)
     app.add_exception_handler(NotLoggedIn, _not_logged_in)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
-    return app
+
+
+def _local_path(request: Request) -> str:
+    """The path within this app (without a city console's `/h/{hall}` prefix)."""
+    return request.url.path.removeprefix(str(request.scope.get("root_path", "")))
 
 
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    return _local_path(request).startswith("/api/")
 
 
 async def _headers(request: Request, call_next: RequestResponseEndpoint) -> StarletteResponse:
     response = await call_next(request)
     response.headers.update(SECURITY_HEADERS)
-    if _is_api(request) or request.url.path.startswith(("/login", "/logout")):
+    if _is_api(request) or _local_path(request).startswith(("/login", "/logout")):
         response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -4,6 +4,10 @@ rate limit, and `require(...)`, the dependency every route names its right with.
 Sessions live in this process's memory (one hub process serves the console): a restart logs
 everybody out, which is acceptable for a hall's intranet console. Each request re-reads the user, so
 disabling a user ends their sessions and tokens at once.
+
+In a city console (hub/web/city_app.py) each hall's console is mounted under `/h/{hall}` and given a
+`CityAccess`: the city's sessions, login limiter and users' store (the `[city] store`), so that one
+login serves every hall; `require` answers 403 in a hall outside the user's `halls`.
 """
 
 from __future__ import annotations
@@ -102,6 +106,20 @@ class LoginLimiter:
             self._failed.pop((name, address), None)
 
 
+@dataclass(frozen=True)
+class CityAccess:
+    """What a city console shares with each hall console it mounts: one login for them all."""
+
+    name: str
+    halls: tuple[str, ...]  # in the city file's order (the hall selector's)
+    accounts: Store  # users and tokens: the city's store
+    sessions: Sessions
+    limiter: LoginLimiter
+
+    def visible(self, user: User) -> list[str]:
+        return [hall for hall in self.halls if user.sees(hall)]
+
+
 @dataclass
 class WebHub:
     """What the routes share: `request.app.state.hub`."""
@@ -110,6 +128,12 @@ class WebHub:
     store: Store
     sessions: Sessions
     limiter: LoginLimiter
+    city: CityAccess | None = None  # a hall console mounted in a city console
+
+    @property
+    def accounts(self) -> Store:
+        """Where the console's users and tokens are: the hall's store, or the city's."""
+        return self.store if self.city is None else self.city.accounts
 
 
 def hub_of(request: Request) -> WebHub:
@@ -151,26 +175,35 @@ class NotLoggedIn(Exception):
         self.why = why
 
 
+def site_path(request: Request, path: str) -> str:
+    """`path` of this console as the browser sees it: under `/h/{hall}` in a city console."""
+    return str(request.scope.get("root_path", "")) + path
+
+
 def principal_of(request: Request) -> Principal:
+    hub = hub_of(request)
+    return identify(request, hub.accounts, hub.sessions)
+
+
+def identify(request: Request, accounts: Store, sessions: Sessions) -> Principal:
     """The caller: a bearer token if the request carries an Authorization header (and then only
     that), else the session cookie. Raises NotLoggedIn."""
-    hub = hub_of(request)
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise NotLoggedIn("Authorization must be `Bearer TOKEN`")
-        user = token_user(hub.store, token.strip())
+        user = token_user(accounts, token.strip())
         if user is None:
             raise NotLoggedIn("令牌无效 the token is unknown, revoked, or its user disabled")
         return Principal(user, "token")
     session_id = request.cookies.get(SESSION_COOKIE)
-    session = hub.sessions.get(session_id) if session_id else None
+    session = sessions.get(session_id) if session_id else None
     if session is None:
         raise NotLoggedIn("请先登录 not logged in")
-    user = find_user(hub.store, session.user)
+    user = find_user(accounts, session.user)
     if user is None or user.disabled:
-        hub.sessions.drop(session.id)
+        sessions.drop(session.id)
         raise NotLoggedIn("用户已停用 the user is disabled")
     return Principal(user, "session", session)
 
@@ -188,18 +221,26 @@ def require(*rights: Right) -> Callable[[Request], object]:
 
     async def dependency(request: Request) -> Principal:
         caller = principal_of(request)
+        hall = hub_of(request).config.hall
+        if hub_of(request).city is not None and not caller.user.sees(hall):
+            raise HTTPException(403, f"无权限 user {caller.user.name} may not see hall {hall}")
         if rights and not caller.may(*rights):
             raise HTTPException(403, f"无权限 role {caller.user.role} may not do this "
                                      f"(needs {' or '.join(r.value for r in rights)})")
-        if caller.via == "session" and request.method not in SAFE_METHODS:
-            submitted = request.headers.get(CSRF_HEADER)
-            if submitted is None and request.headers.get("content-type", "").startswith(
-                    ("application/x-www-form-urlencoded", "multipart/form-data")):
-                submitted = str((await request.form()).get(CSRF_FIELD) or "") or None
-            check_csrf(request, caller.csrf, submitted)
+        await csrf_of_session(request, caller)
         return caller
 
     return dependency
+
+
+async def csrf_of_session(request: Request, caller: Principal) -> None:
+    """A state-changing request made with the session cookie carries the session's CSRF token."""
+    if caller.via == "session" and request.method not in SAFE_METHODS:
+        submitted = request.headers.get(CSRF_HEADER)
+        if submitted is None and request.headers.get("content-type", "").startswith(
+                ("application/x-www-form-urlencoded", "multipart/form-data")):
+            submitted = str((await request.form()).get(CSRF_FIELD) or "") or None
+        check_csrf(request, caller.csrf, submitted)
 
 
 def own_scope(caller: Principal, staff: str | None) -> str | None:

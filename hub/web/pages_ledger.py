@@ -16,7 +16,7 @@ from hub.complaints import close_complaint, complaint_contacts
 from hub.hall import close_case
 from hub.store.snapshots import snapshot_hash, view_snapshot
 from hub.views import FINDING_ZH, KIND_ZH, LEVEL_ZH, REASON_ZH, STATE_ZH, Names, finding_detail
-from hub.web.auth import Principal, authored, hub_of, own_scope, require
+from hub.web.auth import Principal, authored, hub_of, own_scope, require, site_path
 from hub.web.forms import TextQuery, blank, now_of, refused, today_of
 from hub.web.rights import Right
 from hub.web.templating import render
@@ -111,7 +111,7 @@ def close_a_case(request: Request, case_id: str, result: Annotated[str, Form(min
         close_case(hub.config, authored(request, caller), case_id, caller.user.name, result, note)
     except ValueError as exc:
         raise refused(exc) from exc
-    return RedirectResponse(f"/cases#c-{case_id}", status_code=303)
+    return RedirectResponse(site_path(request, f"/cases#c-{case_id}"), status_code=303)
 
 
 @router.get("/complaints")
@@ -148,4 +148,4 @@ def close_a_complaint(request: Request, complaint_id: str,
         close_complaint(authored(request, caller), complaint_id, caller.user.name, result)
     except ValueError as exc:
         raise refused(exc) from exc
-    return RedirectResponse(f"/complaints/{complaint_id}", status_code=303)
+    return RedirectResponse(site_path(request, f"/complaints/{complaint_id}"), status_code=303)

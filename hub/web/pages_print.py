@@ -16,7 +16,7 @@ from hub.complaints import complaints_in
 from hub.hall import month_days
 from hub.month_summary import summarize
 from hub.receipts import Target, complaint_receipt, month_receipt, print_on
-from hub.web.auth import Principal, authored, hub_of, require
+from hub.web.auth import Principal, authored, hub_of, require, site_path
 from hub.web.forms import now_of
 from hub.web.rights import Right
 
@@ -33,7 +33,7 @@ def print_complaint(request: Request, complaint_id: str, target: TargetForm, cal
     if found is None:
         raise HTTPException(404, f"无此投诉 no complaint {complaint_id!r}")
     _send(request, caller, target, complaint_receipt(hub.config, found, ""), complaint_id)
-    return RedirectResponse(f"/complaints/{complaint_id}?printed=1", status_code=303)
+    return RedirectResponse(site_path(request, f"/complaints/{complaint_id}?printed=1"), status_code=303)
 
 
 @router.post("/report/print")
@@ -46,7 +46,7 @@ def print_month(request: Request, caller: Printer, target: TargetForm,
         raise HTTPException(422, f"月份无效 bad month {month!r}") from exc
     summary = summarize(hub.config, hub.store, month, now_of(request))
     _send(request, caller, target, month_receipt(summary, ""), month)
-    return RedirectResponse(f"/report?month={month}&printed=1", status_code=303)
+    return RedirectResponse(site_path(request, f"/report?month={month}&printed=1"), status_code=303)
 
 
 def _send(request: Request, caller: Principal, target: str, job: dict[str, Any], ref: str) -> None:

@@ -16,7 +16,7 @@ from hub.month_summary import summarize
 from hub.reports import find_rating
 from hub.views import APPEAL_ZH, FLAG_ZH, LEVEL_ZH, Names
 from hub.web.api import rating_staff
-from hub.web.auth import Principal, authored, hub_of, own_scope, require
+from hub.web.auth import Principal, authored, hub_of, own_scope, require, site_path
 from hub.web.charts import trend_svg
 from hub.web.forms import (
     MONTH_PATTERN,
@@ -54,8 +54,8 @@ def ratings_page(request: Request, caller: Reader, month: MonthQuery = None, win
                   level_zh=LEVEL_ZH, flag_zh=FLAG_ZH, appeal_zh=APPEAL_ZH, tz=hub.config.tz)
 
 
-def _back(month: str, rating_id: str) -> RedirectResponse:
-    return RedirectResponse(f"/ratings?month={month}#r-{rating_id}", status_code=303)
+def _back(request: Request, month: str, rating_id: str) -> RedirectResponse:
+    return RedirectResponse(site_path(request, f"/ratings?month={month}#r-{rating_id}"), status_code=303)
 
 
 @router.post("/ratings/{rating_id}/appeal")
@@ -69,7 +69,7 @@ def appeal(request: Request, rating_id: str, reason: Annotated[str, Form(min_len
         appeal_rating(authored(request, caller), rating_id, caller.user.name, reason)
     except ValueError as exc:
         raise refused(exc) from exc
-    return _back(month, rating_id)
+    return _back(request, month, rating_id)
 
 
 @router.post("/ratings/{rating_id}/decide")
@@ -82,4 +82,4 @@ def decide(request: Request, rating_id: str, accept: Annotated[bool, Form()],
         decide_appeal(authored(request, caller), rating_id, caller.user.name, accept, note)
     except ValueError as exc:
         raise refused(exc) from exc
-    return _back(month, rating_id)
+    return _back(request, month, rating_id)

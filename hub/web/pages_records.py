@@ -19,7 +19,7 @@ from hub.leave import record_leave
 from hub.month_summary import chain_head_before, summarize
 from hub.monthly import summary_json, write_summary
 from hub.views import Names
-from hub.web.auth import Principal, authored, hub_of, own_scope, require
+from hub.web.auth import Principal, authored, hub_of, own_scope, require, site_path
 from hub.web.forms import MonthQuery, TextQuery, blank, download, month_or_this, now_of, refused
 from hub.web.rights import Right
 from hub.web.templating import render
@@ -54,7 +54,7 @@ def leave_add(request: Request, caller: Annotated[Principal, Depends(require(Rig
                      end.replace("T", " "), approver, reason, by=caller.user.name)
     except ValueError as exc:
         raise refused(exc) from exc
-    return RedirectResponse("/leave", status_code=303)
+    return RedirectResponse(site_path(request, "/leave"), status_code=303)
 
 
 # --- 审计日志 -----------------------------------------------------------------------------------

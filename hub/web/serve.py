@@ -1,5 +1,5 @@
 """Serving the console with uvicorn: in its own thread inside `hall-hub run` (never blocking ingest),
-or alone in the foreground for `hall-hub web`."""
+or alone in the foreground for `hall-hub web` (a hall's console, or a city's: `WebServer(web, app)`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import threading
 import time
 
 import uvicorn
+from fastapi import FastAPI
+from starlette.routing import Mount
 
-from hub.config import HubConfig
+from hub.config import HubConfig, WebConfig
 from hub.store.store import Store
 from hub.web.app import create_app
 
@@ -22,10 +24,15 @@ STREAMS_GRACE_S = 3.0  # open responses (live streams) get this long when the se
 class WebServer:
     """uvicorn.Server on `[web] listen`, its own event loop in a named thread; `stop()` ends it."""
 
-    def __init__(self, config: HubConfig, store: Store) -> None:
-        host, port = config.web.host_port
+    @classmethod
+    def of_hall(cls, config: HubConfig, store: Store) -> WebServer:
+        return cls(config.web, create_app(config, store))
+
+    def __init__(self, web: WebConfig, app: FastAPI) -> None:
+        """`app`: a hall's console, or a city's (hub/web/city_app.py), served on `web.listen`."""
+        host, port = web.host_port
         self.url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
-        self.app = create_app(config, store)
+        self.app = app
         self._server = uvicorn.Server(uvicorn.Config(
             self.app, host=host, port=port, log_level="warning", access_log=False,
             lifespan="off", server_header=False, timeout_graceful_shutdown=STREAMS_GRACE_S))
@@ -56,7 +63,10 @@ class WebServer:
         self.stop()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self.app.state.live.feed.close_threadsafe()  # the live streams end, so uvicorn need not wait
+        for app in [self.app, *(route.app for route in self.app.routes if isinstance(route, Mount))]:
+            live = getattr(app.state, "live", None) if isinstance(app, FastAPI) else None
+            if live is not None:  # the live streams end, so uvicorn need not wait
+                live.feed.close_threadsafe()
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout)

@@ -2,7 +2,9 @@
 
 A page renders with `render(request, "page.html", caller, **context)`: the base layout gets the
 user, their CSRF token (for every form: `<input type="hidden" name="csrf" value="{{ csrf }}">`) and
-the navigation filtered by the user's rights.
+the navigation filtered by the user's rights. In a city console (hub/web/city_app.py) it gets too
+`base`, the prefix of the hall console's links (`/h/h01`; "" alone), and `halls`, the hall selector
+(the halls the user may see).
 """
 
 from __future__ import annotations
@@ -47,10 +49,10 @@ NAV: tuple[NavItem, ...] = (
 )
 
 
-def nav_for(caller: Principal | None) -> list[NavItem]:
+def nav_for(caller: Principal | None, menu: tuple[NavItem, ...] = NAV) -> list[NavItem]:
     if caller is None:
         return []
-    return [item for item in NAV if not item.rights or caller.may(*item.rights)]
+    return [item for item in menu if not item.rights or caller.may(*item.rights)]
 
 
 def _may_nothing(*rights: Right) -> bool:
@@ -59,13 +61,17 @@ def _may_nothing(*rights: Right) -> bool:
 
 def render(request: Request, template: str, caller: Principal | None, /, status_code: int = 200,
            **context: Any) -> Response:
+    city = request.app.state.city
     return templates.TemplateResponse(request, template, {
+        "base": str(request.scope.get("root_path", "")),
+        "halls": city.visible(caller.user) if city is not None and caller is not None else [],
+        "city_name": city.name if city is not None else None,
         "user": caller.user if caller else None,
         "role_zh": ROLE_ZH.get(caller.user.role, caller.user.role) if caller else None,
         "csrf": caller.csrf if caller else "",
-        "nav": nav_for(caller),
+        "nav": nav_for(caller, request.app.state.menu),
         "may": caller.may if caller else _may_nothing,
-        "hall": request.app.state.hub.config.hall,
-        "printers": request.app.state.hub.config.web.printers,
+        "hall": request.app.state.title,
+        "printers": request.app.state.printers,
         **context,
     }, status_code=status_code)
