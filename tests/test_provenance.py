@@ -306,10 +306,14 @@ def test_an_unlogged_roster_edit_is_refused_at_start_and_named_by_log_verify(
         assert named in str(refused.value)
     problem = config_problem(edited, store)
     assert problem is not None and "roster in hub.toml is not the one in the log (entry #1)" in problem
+    proof = check_bundle(read_bundle(export_bundle(edited, store, tmp_path / "edited").path))
+    assert proof.problem is not None and "without `hall-hub roster apply`" in proof.problem
     entry, changed = apply_roster(edited, store.authored(Provenance(cli_author("局长"))))
     assert entry is not None and entry.data["author"]["by"] == "局长" and len(changed) == 3
     ensure_logged(edited, store)  # starts now
     assert config_problem(edited, store) is None and apply_roster(edited, store) == (None, [])
+    applied = check_bundle(read_bundle(export_bundle(edited, store, tmp_path / "applied").path))
+    assert applied.problem is None, applied.problem
     store.close()
 
 

@@ -42,6 +42,7 @@ class Proof:
     open_gaps: list[str] = field(default_factory=list)
     keys_configured: bool = False  # some event was checked with a key of keys.json, not of a roster
     key_source: str = "roster"  # where the keys in force come from: "roster" or "configured"
+    roster_devices: Any = None  # the devices' keys of the last logged roster in the bundle
     witnesses: str = ""  # what the devices' signed heads proved (wire/witness.py)
     provenance: ProvenanceSummary = field(default_factory=ProvenanceSummary)  # manual entries' signers
 
@@ -113,6 +114,11 @@ def _check(bundle: Bundle, hub_key: str | None, proof: Proof) -> None:
     proof.witnesses = witness.summary()
     if found is not None:
         raise _Failed(f"条目 entry {found[0]}: {found[1]}")
+    configured = bundle.keys.get("devices")
+    if bundle.manifest.get("range") is None and proof.roster_devices not in (None, configured):
+        raise _Failed("keys.json: 导出时配置的设备公钥与日志最后登记的名册不符 the devices' keys "
+                      "configured when the bundle was exported differ from the last roster logged: the "
+                      "roster in hub.toml was edited without `hall-hub roster apply`")
     problem = head_problem(bundle.head, hub_public)
     if problem is not None:
         raise _Failed(f"head.json: {problem}")
@@ -134,6 +140,7 @@ def _content(seq: int, at: datetime, kind: str, entry: dict[str, Any], data: dic
         raise _Failed(f"{where}: {carried}")
     proof.closes += "head" in data
     if kind == "roster":
+        proof.roster_devices = data.get("devices")
         keys.clear()
         keys.update(_load(data.get("devices"), f"{where} (roster)"))
         proof.key_source = "roster"
