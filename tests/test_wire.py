@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from wire import topics
 from wire.bodies import validate_body
@@ -160,3 +162,33 @@ def test_topic_split(topic: str, expected: tuple | None) -> None:
     assert (None if parts is None else (parts.hall, parts.device, parts.kind, parts.name)) == expected
     if expected and expected[2] == "evt":
         assert topics.event("hall/v1", *expected[:2], expected[3]) == topic
+
+
+# --- the audit entry's hash, made around canonical bytes already serialised --------------------
+
+_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**53) + 1, 2**53 - 1), st.text(max_size=20))
+_json = st.recursive(_leaf, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                    st.dictionaries(st.text(max_size=8), inner, max_size=4)),
+                     max_leaves=12)
+
+
+@given(seq=st.integers(1, 2**53 - 1), at=st.text(max_size=30), kind=st.text(max_size=12),
+       ref=st.one_of(st.none(), st.text(max_size=64)),
+       data=st.dictionaries(st.text(max_size=8), _json, max_size=5),
+       prev=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64))
+def test_entry_hash_of_text_is_entry_hash(seq: int, at: str, kind: str, ref: str | None,
+                                         data: dict[str, object], prev: str) -> None:
+    from wire.record import entry_hash, entry_hash_of_text
+    expected = entry_hash(seq, at, kind, ref, data, prev)
+    assert entry_hash_of_text(seq, at, kind, ref, canonical(data), prev) == expected
+
+
+def test_verify_takes_the_raw_bytes_less_their_sig_only_as_parsed() -> None:
+    key = load_private_key(bytes(range(1, 33)).hex())
+    sealed = seal(key, hall="h1", device="entrance", seq=1, ts="2026-11-24T08:00:00.000+08:00",
+                  type="clock", body={"sig": "x", "method": "card", "card": "0A004A7B2C"})
+    verify(parse(sealed.raw), key.verify_key)  # a body key named sig changes nothing
+    forged = json.loads(sealed.raw)
+    forged["body"]["card"] = "0A004A7B2D"
+    with pytest.raises(WireError, match="bad_signature"):
+        verify(parse(canonical(forged)), key.verify_key)

@@ -264,9 +264,20 @@ def strict_json(raw: bytes, *, floats: bool = False) -> Any:
 def verify(envelope: Envelope, public_key: PublicKey) -> None:
     """Raise WireError('bad_signature') unless the signature holds over the canonical form."""
     try:
-        public_key.verify(canonical(envelope.unsigned()), bytes.fromhex(envelope.sig))
+        public_key.verify(_signed_bytes(envelope), bytes.fromhex(envelope.sig))
     except BadSignatureError as exc:
         raise WireError("bad_signature", f"signature of {envelope.id} does not verify") from exc
+
+
+def _signed_bytes(envelope: Envelope) -> bytes:
+    """The canonical form without `sig`: the raw bytes less their `sig` pair, when they are canonical
+    (parsed or sealed here: the top-level `sig` is the last `,"sig":"` in them, as only `ts`, `type`
+    and `v` sort after it), else serialised again."""
+    pair = b',"sig":"' + envelope.sig.encode("ascii") + b'"'
+    at = envelope.raw.rfind(pair)
+    if at > 0 and envelope.raw[at + len(pair):at + len(pair) + 6] == b',"ts":':
+        return envelope.raw[:at] + envelope.raw[at + len(pair):]
+    return canonical(envelope.unsigned())
 
 
 def open_signed(raw: bytes, public_key: PublicKey) -> Envelope:

@@ -8,6 +8,7 @@ PyNaCl only, so an inspector checks an exported bundle with the same definitions
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,7 @@ from nacl.exceptions import BadSignatureError
 from wire.envelope import PrivateKey, canonical, load_public_key, public_hex_of
 
 ZERO_HASH = "0" * 64
+_PLAIN = re.compile(r'[^"\\\x00-\x1f]*')  # a string canonical JSON writes as it is, between quotes
 BUNDLE_FORMAT = "hall-audit-bundle/1"  # an export's manifest `format` (hub/export.py, verifier/)
 HEAD_KIND = "audit_head"
 # Log entry kinds whose content may hold personal data: an export withholds their content (the
@@ -32,6 +34,18 @@ def entry_hash(seq: int, at: str, kind: str, ref: str | None, data: dict[str, An
     """sha256 hex over the canonical form of an entry's content and the previous entry's hash."""
     content = {"seq": seq, "at": at, "kind": kind, "ref": ref, "data": data, "prev": prev}
     return hashlib.sha256(canonical(content)).hexdigest()
+
+
+def entry_hash_of_text(seq: int, at: str, kind: str, ref: str | None, data_text: bytes, prev: str) -> str:
+    """`entry_hash` from the data's canonical bytes, already made: the same bytes hashed, built around
+    them in canonical key order (at, data, kind, prev, ref, seq) instead of serialising them again."""
+    def value(item: str | int | None) -> bytes:  # its canonical JSON; plain strings without a call
+        if isinstance(item, str) and _PLAIN.fullmatch(item):
+            return b'"' + item.encode("utf-8") + b'"'
+        return canonical(item)
+    content = b"".join((b'{"at":', value(at), b',"data":', data_text, b',"kind":', value(kind),
+                        b',"prev":', value(prev), b',"ref":', value(ref), b',"seq":', value(seq), b"}"))
+    return hashlib.sha256(content).hexdigest()
 
 
 # --- the signed head ------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from hub.domain import LOG_KINDS, AuditEntry
 from hub.store.schema import audit
 from wire.clock import Clock
 from wire.envelope import canonical, format_ts
-from wire.record import ZERO_HASH, entry_hash
+from wire.record import ZERO_HASH, entry_hash, entry_hash_of_text
 
 __all__ = ["ZERO_HASH", "Chain", "ClockBehind", "entry_hash", "holds", "next_number"]
 MAX_REF_LEN = 64
@@ -68,15 +68,18 @@ class Chain:
         if ref is not None and len(ref) > MAX_REF_LEN:
             raise ValueError(f"audit ref longer than {MAX_REF_LEN} characters: {ref[:80]!r}")
         at_text = format_ts(self._now())
-        # Normalise through JSON so the returned entry equals what a reader gets back.
-        data = json.loads(canonical(data))
+        # Normalise through JSON so the returned entry equals what a reader gets back; the canonical
+        # bytes are made once and hashed as they are stored.
+        text = canonical(data)
+        data = json.loads(text)
         if self.stamp is not None:
-            data = json.loads(canonical(self.stamp(kind, data)))
+            text = canonical(self.stamp(kind, data))
+            data = json.loads(text)
         seq, prev = self.seq + 1, self.hash
-        digest = entry_hash(seq, at_text, kind, ref, data, prev)
+        digest = entry_hash_of_text(seq, at_text, kind, ref, text, prev)
         self.rows.append(
             {"seq": seq, "at": at_text, "kind": kind, "ref": ref,
-             "data": canonical(data).decode("utf-8"), "prev_hash": prev, "hash": digest}
+             "data": text.decode("utf-8"), "prev_hash": prev, "hash": digest}
         )
         self.seq, self.hash = seq, digest
         self.last_at = datetime.fromisoformat(at_text)

@@ -38,13 +38,22 @@ def event_row(item: StoredEvent) -> dict[str, Any]:
         "device": item.device,
         "seq": item.seq,
         "type": item.type,
-        "ts": json.loads(item.raw)["ts"],  # the text exactly as signed (the raw parsed at ingest)
+        "ts": _signed_ts(item),
         "ts_utc": naive_utc(item.ts),
         "received_at": format_ts(item.received_at),
         "body": canonical(item.body).decode("utf-8"),
         "raw": item.raw,
         "epoch": item.epoch,
     }
+
+
+def _signed_ts(item: StoredEvent) -> str:
+    """The event's `ts` text exactly as signed: its time written back, when the raw bytes hold it
+    (always, but for a `Z` or another spelling of the offset), else read from them."""
+    text = format_ts(item.ts)
+    if f'"ts":"{text}"'.encode() in item.raw:
+        return text
+    return str(json.loads(item.raw)["ts"])
 
 
 def event_data(item: StoredEvent) -> dict[str, Any]:
