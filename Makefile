@@ -43,7 +43,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 
 test: system-packages $(VENV)/.installed-test lint
-	$(BIN)/pytest -q --durations=25
+	$(BIN)/pytest -q -n 2 --durations=25
 
 bench: system-packages $(VENV)/.installed-test
 	$(BIN)/python bench/ingest.py
