@@ -350,10 +350,7 @@ class HubService:
     def _report(self, notice: Notice) -> None:
         log.warning("%s on %s: %s", notice.kind, notice.device, notice.detail)
         try:
-            data = {"device": notice.device, **notice.detail}
-            if notice.kind == "seq_gap" and notice.epoch is not None:
-                data["epoch"] = notice.epoch  # the outbox the gap is in (`log verify` seq continuity)
-            self.store.append(notice.kind, data, ref=notice.device)
+            self.store.append(notice.kind, notice.log_data(), ref=notice.device)
         except Exception:  # the notice is in the journal; the watermark still goes out
             log.exception("%s on %s not written to the log", notice.kind, notice.device)
         self._publish_watermark(notice.device, notice.epoch)

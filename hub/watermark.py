@@ -25,6 +25,13 @@ class Notice:
     detail: dict[str, int | str | None]
     epoch: str | None = None  # the outbox the notice is about
 
+    def log_data(self) -> dict[str, int | str | None]:
+        """The content of its log entry; a gap names its outbox (`log verify` seq continuity)."""
+        data: dict[str, int | str | None] = {"device": self.device, **self.detail}
+        if self.kind == "seq_gap" and self.epoch is not None:
+            data["epoch"] = self.epoch
+        return data
+
 
 @dataclass
 class _Marks:

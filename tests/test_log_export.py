@@ -59,7 +59,7 @@ class Hall:
             self.store.ingest([item])
             notice = self.marks.accept(item.device, item.seq, 0, item.epoch)
             if notice is not None:  # as hub/service.py `_report` logs it
-                self.store.append(notice.kind, {"device": notice.device, **notice.detail}, ref=notice.device)
+                self.store.append(notice.kind, notice.log_data(), ref=notice.device)
 
     def gap(self, device: str, start: int, end: int) -> None:
         self.store.append("seq_gap", {"device": device, "from": start, "to": end}, ref=device)

@@ -67,10 +67,7 @@ class WitnessedHall:
         assert self.store.ingest([item]) == ["stored"]
         notice = self.marks.accept(item.device, item.seq, 0, item.epoch)
         if notice is not None:  # as hub/service.py `_report` logs it
-            data = {"device": notice.device, **notice.detail}
-            if notice.kind == "seq_gap" and notice.epoch is not None:
-                data["epoch"] = notice.epoch
-            self.store.append(notice.kind, data, ref=notice.device)
+            self.store.append(notice.kind, notice.log_data(), ref=notice.device)
         self.held[device.name] = self.store.witness_head()  # the `committed` watermark it is sent
         return item
 
