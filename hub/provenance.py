@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from wire.envelope import HEX64_RE, PrivateKey, generate_keypair, load_private_key, public_hex_of
+from wire.keyfile import KeyFileError, create_private
 from wire.provenance import AUTHOR, MANUAL_KINDS, SIGNATURE, sign_data
 
 Via = Literal["cli", "web", "hub"]
@@ -94,13 +94,11 @@ def write_operator_key(path: Path, name: str) -> OperatorKey:
     if not name.strip():
         raise OperatorKeyError("--name must name the operator (as in hub.toml's [[operators]])")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as exc:
-        raise OperatorKeyError(f"{path}: already exists; not overwritten (its key may be in use)") from exc
-    except OSError as exc:
-        raise OperatorKeyError(f"{path}: cannot create: {exc.strerror or exc}") from exc
+        out = create_private(path, encoding="utf-8")
+    except KeyFileError as exc:
+        raise OperatorKeyError(str(exc)) from exc
     pair = generate_keypair()
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
+    with out:
         json.dump({"format": KEY_FILE_FORMAT, "name": name.strip(), "private_key": pair.private_hex},
                   out, ensure_ascii=False)
         out.write("\n")

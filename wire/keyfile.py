@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from wire.envelope import HEX64_RE, KeyPair, generate_keypair
 
@@ -17,16 +18,23 @@ class KeyFileError(ValueError):
     """A key file that cannot be written or used; the message names the file and the problem."""
 
 
-def write_new(path: Path) -> KeyPair:
-    """A new key pair whose private key is written to `path` (mode 0600); an existing file is kept."""
+def create_private(path: Path, encoding: str = "ascii") -> TextIO:
+    """`path` made new for writing, readable by its owner only (mode 0600); an existing file is never
+    opened, so a key in use is never overwritten. Raises KeyFileError naming the file."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as exc:
         raise KeyFileError(f"{path}: already exists; not overwritten (its key may be in use)") from exc
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot create: {exc.strerror or exc}") from exc
+    return os.fdopen(fd, "w", encoding=encoding)
+
+
+def write_new(path: Path) -> KeyPair:
+    """A new key pair whose private key is written to `path` (mode 0600); an existing file is kept."""
+    out = create_private(path)
     pair = generate_keypair()
-    with os.fdopen(fd, "w", encoding="ascii") as out:
+    with out:
         out.write(pair.private_hex + "\n")
     return pair
 
