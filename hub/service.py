@@ -261,8 +261,8 @@ class HubService:
                         self._report(notice)
             elif outcome is not None:
                 log.warning("quarantined %s: %s %s", item.topic, item.reason, item.detail)
-        if touched and self._witnessing:
-            self._refresh_head(publish=False)
+        if self._witnessing and any(o in ("stored", "quarantined", "tamper") for o in outcomes):
+            self._refresh_head(publish=False)  # the batch appended to the log: its head moved
         for device, epoch in touched:
             self._publish_watermark(device, epoch)
         self._show_verdicts(punches)
