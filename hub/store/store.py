@@ -18,7 +18,6 @@ import copy
 import hashlib
 import json
 import logging
-import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
@@ -33,6 +32,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from hub.domain import AuditEntry, Leave, Quarantined, StoredEvent
 from hub.provenance import Provenance
 from hub.store.chain import ZERO_HASH, Chain, ClockBehind, ClockPolicy, entry_hash, holds, next_number
+from hub.store.pg_schema import PG_WRITER_LOCK, schema_writer_key
 from hub.store.rows import (
     audit_entry,
     event_data,
@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 Outcome = Literal["stored", "duplicate", "tamper", "quarantined"]
 
 # Key of the PostgreSQL advisory lock that serialises writers ("HALL" in ASCII).
-PG_WRITER_LOCK = 0x48414C4C
 CHUNK = 500  # rows per round trip when streaming
 WITNESS_LOOKBACK = 256  # newest entries searched for the last one that is not a witness event
 
@@ -82,15 +81,6 @@ class StoreFenced(RuntimeError):
 
 
 Fence = Callable[[Connection], None]  # raises StoreFenced inside a writing transaction to refuse it
-
-
-def pg_writer_key(search_path: str) -> int:
-    """The writer lock's key: PG_WRITER_LOCK for the default search path (one store per database, as
-    always), else one key per schema, so that halls kept as schemas of one database do not wait for
-    each other's writes (hub/city/)."""
-    if search_path.replace(" ", "") in ('"$user",public', "public"):
-        return PG_WRITER_LOCK
-    return (PG_WRITER_LOCK << 32) | zlib.crc32(search_path.encode("utf-8"))
 
 
 class Store:
@@ -122,7 +112,7 @@ class Store:
         self._writer_key = PG_WRITER_LOCK
         self.fence: Fence | None = None  # checked in every writing transaction (hub/city/ sets it)
         if not self._sqlite:
-            self._writer_key = self._pg_schema(create)
+            self._writer_key = schema_writer_key(self._engine, create)
         if create:
             with self._writing() as conn:
                 metadata.create_all(conn)
@@ -152,18 +142,6 @@ class Store:
         """Appending after the last entry, inside the writing transaction `conn`."""
         stamp = None if self.provenance is None else self.provenance.stamp
         return Chain.after_last(conn, self.clock, self.clock_policy, stamp)
-    def _pg_schema(self, create: bool) -> int:
-        """A store kept as a schema (`?options=-csearch_path%3Dh02` in the URL): the schema is made
-        when the store may be created; returns the writer lock's key for it."""
-        with self._engine.connect() as conn:
-            search_path = str(conn.exec_driver_sql("SHOW search_path").scalar())
-            schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
-            first = search_path.split(",")[0].strip()
-            if schema is None and create and first and not first.startswith('"$'):
-                conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{first.strip(chr(34))}"')
-                conn.commit()
-        return pg_writer_key(search_path)
-
     # --- writing ---------------------------------------------------------------------------
 
     def ingest(self, items: Sequence[StoredEvent | Quarantined]) -> list[Outcome]:
