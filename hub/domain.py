@@ -60,6 +60,7 @@ class StoredEvent:
     body: dict[str, Any]
     raw: bytes  # the exact signed bytes received
     epoch: str | None = None  # the edge outbox's epoch (PROTOCOL.md 2.4); None in version 1
+    ts_text: str | None = field(default=None, compare=False)  # `ts` exactly as signed, from the decoder
 
 
 @dataclass(frozen=True)

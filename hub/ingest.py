@@ -79,4 +79,5 @@ class Decoder:
             body=envelope.body,
             raw=envelope.raw,
             epoch=envelope.epoch,
+            ts_text=envelope.ts,
         )

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from itertools import accumulate
 from typing import Any
 
@@ -139,7 +140,7 @@ class Envelope:
         return _unsigned(self.id, self.hall, self.device, self.seq, self.ts, self.type, self.body,
                          self.epoch, self.head)
 
-    @property
+    @cached_property
     def timestamp(self) -> datetime:
         return parse_ts(self.ts)
 
@@ -211,13 +212,14 @@ def parse(raw: bytes) -> Envelope:
         raise WireError("malformed", f"bad field 'epoch': {obj['epoch']!r}"[:200])
     if "head" in obj and not (isinstance(obj["head"], str) and HEAD_RE.fullmatch(obj["head"])):
         raise WireError("malformed", f"bad field 'head': {obj['head']!r}"[:200])
+    moment = _real_ts(obj["ts"]) if isinstance(obj["ts"], str) else None
     checks = (
         (isinstance(obj["id"], str) and 0 < len(obj["id"]) <= MAX_ID_LEN
          and not CONTROL_RE.search(obj["id"]), "id"),
         (isinstance(obj["hall"], str) and NAME_RE.fullmatch(obj["hall"]), "hall"),
         (isinstance(obj["device"], str) and NAME_RE.fullmatch(obj["device"]), "device"),
         (type(obj["seq"]) is int and 1 <= obj["seq"] <= MAX_SAFE_INT, "seq"),
-        (isinstance(obj["ts"], str) and _real_ts(obj["ts"]), "ts"),
+        (moment is not None, "ts"),
         (isinstance(obj["type"], str) and NAME_RE.fullmatch(obj["type"]), "type"),
         (isinstance(obj["body"], dict), "body"),
         (isinstance(obj["sig"], str) and SIG_RE.fullmatch(obj["sig"]), "sig"),
@@ -227,11 +229,13 @@ def parse(raw: bytes) -> Envelope:
             raise WireError("malformed", f"bad field {field!r}: {obj[field]!r}"[:200])
     if canonical(obj) != raw:
         raise WireError("non_canonical", "the bytes are not the envelope's canonical form")
-    return Envelope(
+    envelope = Envelope(
         id=obj["id"], hall=obj["hall"], device=obj["device"], seq=obj["seq"], ts=obj["ts"],
         type=obj["type"], body=obj["body"], sig=obj["sig"], raw=bytes(raw), epoch=obj.get("epoch"),
         head=obj.get("head"),
     )
+    envelope.__dict__["timestamp"] = moment  # read once here: the cached_property's value
+    return envelope
 
 
 def strict_json(raw: bytes, *, floats: bool = False) -> Any:
@@ -341,12 +345,11 @@ def _depth(text: str) -> int:
     return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
 
 
-def _real_ts(text: str) -> bool:
+def _real_ts(text: str) -> datetime | None:
     try:
-        parse_ts(text)
+        return parse_ts(text)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _reject_floats(value: Any, path: str) -> None:

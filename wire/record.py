@@ -42,6 +42,8 @@ def entry_hash_of_text(seq: int, at: str, kind: str, ref: str | None, data_text:
     def value(item: str | int | None) -> bytes:  # its canonical JSON; plain strings without a call
         if isinstance(item, str) and _PLAIN.fullmatch(item):
             return b'"' + item.encode("utf-8") + b'"'
+        if type(item) is int:
+            return str(item).encode("ascii")
         return canonical(item)
     content = b"".join((b'{"at":', value(at), b',"data":', data_text, b',"kind":', value(kind),
                         b',"prev":', value(prev), b',"ref":', value(ref), b',"seq":', value(seq), b"}"))

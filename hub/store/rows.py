@@ -31,7 +31,8 @@ def naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def event_row(item: StoredEvent) -> dict[str, Any]:
+def event_row(item: StoredEvent, received_at: str) -> dict[str, Any]:
+    """The event's row; `received_at` is format_ts(item.received_at), made once for its log entry too."""
     return {
         "id": item.id,
         "hall": item.hall,
@@ -40,7 +41,7 @@ def event_row(item: StoredEvent) -> dict[str, Any]:
         "type": item.type,
         "ts": _signed_ts(item),
         "ts_utc": naive_utc(item.ts),
-        "received_at": format_ts(item.received_at),
+        "received_at": received_at,
         "body": canonical(item.body).decode("utf-8"),
         "raw": item.raw,
         "epoch": item.epoch,
@@ -48,16 +49,19 @@ def event_row(item: StoredEvent) -> dict[str, Any]:
 
 
 def _signed_ts(item: StoredEvent) -> str:
-    """The event's `ts` text exactly as signed: its time written back, when the raw bytes hold it
-    (always, but for a `Z` or another spelling of the offset), else read from them."""
+    """The event's `ts` text exactly as signed: as the decoder read it, or its time written back when
+    the raw bytes hold it (always, but for a `Z` or another spelling of the offset), else read from them."""
+    if item.ts_text is not None:
+        return item.ts_text
     text = format_ts(item.ts)
     if f'"ts":"{text}"'.encode() in item.raw:
         return text
     return str(json.loads(item.raw)["ts"])
 
 
-def event_data(item: StoredEvent) -> dict[str, Any]:
-    return {"raw": item.raw.decode("utf-8"), "received_at": format_ts(item.received_at)}
+def event_data(item: StoredEvent, received_at: str) -> bytes:
+    """The content of the event's log entry, {"raw", "received_at"}, as its canonical bytes."""
+    return canonical({"raw": item.raw.decode("utf-8"), "received_at": received_at})
 
 
 def leave_of(data: Mapping[str, Any]) -> Leave:

@@ -31,6 +31,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from hub.domain import AuditEntry, Leave, Quarantined, StoredEvent
 from hub.provenance import Provenance
+from hub.store.bulk import insert_rows
 from hub.store.chain import ZERO_HASH, Chain, ClockBehind, ClockPolicy, entry_hash, holds, next_number
 from hub.store.pg_schema import PG_WRITER_LOCK, schema_writer_key
 from hub.store.rows import (
@@ -162,8 +163,9 @@ class Store:
                     stored_raw = known.get(item.id)
                     if stored_raw is None:
                         known[item.id] = item.raw
-                        event_rows.append(event_row(item))
-                        chain.add("event", event_data(item), item.id)
+                        received_at = format_ts(item.received_at)
+                        event_rows.append(event_row(item, received_at))
+                        chain.add_canonical("event", event_data(item, received_at), item.id)
                         outcomes.append("stored")
                     elif stored_raw == item.raw:
                         outcomes.append("duplicate")
@@ -174,8 +176,7 @@ class Store:
                         outcomes.append("tamper")
                 else:
                     raise TypeError(f"cannot ingest {type(item).__name__}")
-            if event_rows:
-                conn.execute(insert(events), event_rows)
+            insert_rows(conn, events, event_rows)
             if quarantine_rows:
                 conn.execute(insert(quarantine), quarantine_rows)
             chain.write(conn)
