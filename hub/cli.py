@@ -17,8 +17,8 @@ from hub import cli_broker, cli_complaints, cli_feed, cli_staff, cli_users, cli_
 from hub import config as hub_config
 from hub.api_objects import attendance_object, log_object
 from hub.audit import head_problem, render_entry, verify_log
-from hub.city.cli import city_command
-from hub.city.config import is_city_config
+from hub.city.cli import CITY_COMMANDS, city_command
+from hub.city.config import is_city_config, load_hall
 from hub.config import HubConfig
 from hub.domain import LOG_KINDS
 from hub.export import export_bundle, signed_head
@@ -42,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--config", required=True, help="the hub's TOML config")
+        p.add_argument("--config", required=True, help="the hub's TOML config, or a city's (with --hall)")
+        p.add_argument("--hall", help="with a city config: the hall of its [[halls]] to run on (given a "
+                                      "hall's own config: its hall, or refused)")
         p.add_argument("--clock", help="simulated hall clock: START,speed=N,anchor=EPOCH (demo, tests)")
         return p
 
@@ -108,12 +110,15 @@ def main(argv: list[str] | None = None) -> int:
             return keyfile.keygen(args.out)
         if args.command == "operator":
             return operators.keygen(args)
-        if is_city_config(args.config):
-            return city_command(args)
+        if is_city_config(args.config) and (args.command in CITY_COMMANDS or args.hall is None):
+            return city_command(args)  # the city's own commands, or a hall's command without --hall
         try:
-            config = hub_config.load(args.config, read_key=_signs(args))
+            config = _hall_config(args)
         except ConfigError as exc:
             print(exc.report(), file=sys.stderr)
+            return 2
+        except ValueError as exc:  # an unknown --hall
+            print(f"错误 error: {exc}", file=sys.stderr)
             return 2
         if args.command == "check" and not config.has_private_key:
             print(f"{args.config}: ok, read-only (no private key: inspector commands only)")
@@ -151,6 +156,18 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+def _hall_config(args: argparse.Namespace) -> HubConfig:
+    """The hall a command runs on: its own config, or with `--hall` its `[[halls]]` entry of a city
+    config (inline or included), exactly as that hall's own file would give it."""
+    if is_city_config(args.config):
+        return load_hall(args.config, args.hall, read_key=bool(_signs(args)))
+    config = hub_config.load(args.config, read_key=bool(_signs(args)))
+    if args.hall is not None and args.hall != config.hall:
+        raise ValueError(f"--hall {args.hall}: {args.config} is the config of hall {config.hall} alone "
+                         "(--hall picks a hall of a city config)")
+    return config
 
 
 def _signs(args: argparse.Namespace) -> bool:

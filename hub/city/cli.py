@@ -1,5 +1,7 @@
 """`hall-hub run|check|web|user --config city.toml`: a city worker, the check of a city's config, the
-city console (hub/web/city_app.py) and its users (kept in the `[city] store`)."""
+city console (hub/web/city_app.py) and its users (kept in the `[city] store`). A hall's commands
+given a city config run on the hall `--hall` names (hub/cli.py `main`, hub/city/config.py
+`load_hall`)."""
 
 from __future__ import annotations
 
@@ -15,17 +17,28 @@ from hub.store.store import Store
 from wire import clock as clocks
 from wire.configfile import ConfigError, example_key_warning
 
+CITY_COMMANDS = ("run", "check", "web", "user")  # the city's own; every other command is a hall's (--hall)
+
 
 def city_command(args: argparse.Namespace) -> int:
-    """`run` or `check` for a city config; other commands take a hall's own config."""
-    if args.command not in ("run", "check", "web", "user"):
-        print(f"错误 error: {args.config} is a city config ([[halls]]): `{args.command}` takes one "
-              "hall's config (the file its [[halls]] entry includes)", file=sys.stderr)
+    """`run`, `check`, `web` or `user` for a city config; any other command given a city config
+    without `--hall` is refused, naming the halls to choose from."""
+    hall_command = args.command not in CITY_COMMANDS
+    if not hall_command and args.hall is not None:
+        hint = " (a city user's halls: --halls)" if args.command == "user" else ""
+        print(f"错误 error: --hall {args.hall}: `{command_name(args)}` is for the whole city of "
+              f"{args.config}; --hall picks the hall of a hall's command (attendance, log, ...){hint}",
+              file=sys.stderr)
         return 2
     try:
-        city = load_city(args.config)
+        city = load_city(args.config, read_keys=not hall_command)
     except ConfigError as exc:
         print(exc.report(), file=sys.stderr)
+        return 2
+    if hall_command:
+        print(f"错误 error: {args.config} is a city config ([[halls]]): `{command_name(args)}` runs on "
+              f"one hall: add --hall HALL (its halls: {', '.join(hall.hall for hall in city.halls)})",
+              file=sys.stderr)
         return 2
     if args.command in ("web", "user"):
         try:
@@ -56,6 +69,13 @@ def city_command(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     CityWorker(city, args.clock).run(stop)
     return 0
+
+
+def command_name(args: argparse.Namespace) -> str:
+    """The command as typed: `log verify`, `attendance`."""
+    subcommands = [value for key, value in vars(args).items()
+                   if key.endswith("_command") and isinstance(value, str)]
+    return " ".join([args.command, *subcommands])
 
 
 def _console_command(args: argparse.Namespace, city: CityConfig) -> int:

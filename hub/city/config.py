@@ -14,7 +14,7 @@ import os
 import socket
 import tomllib
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,6 +61,7 @@ class CityConfig:
     path: Path
     city: CitySection
     halls: list[HubConfig]
+    files: dict[str, Path] = field(default_factory=dict)  # each hall's file: the city's, or its include
 
     def hall(self, hall: str) -> HubConfig:
         for config in self.halls:
@@ -118,23 +119,51 @@ def load_city(path: str | Path, *, read_keys: bool = True) -> CityConfig:
     except ValidationError as exc:
         problems += [f"{path}: {key_path(('city', *e['loc']))}: {e['msg']}" for e in exc.errors()]
     halls: list[tuple[int, HubConfig]] = []  # with their index in the file
+    files: dict[str, Path] = {}
     entries = raw.get("halls")
     if not isinstance(entries, list) or not entries:
         problems.append(f"{path}: halls: give at least one [[halls]] entry")
         entries = []
     for index, entry in enumerate(entries):
         try:
-            halls.append((index, _hall(path, index, entry, read_keys)))
+            config, source = _hall(path, index, entry)
+            if read_keys:
+                read_hall_key(config, source)
+            halls.append((index, config))
+            files.setdefault(config.hall, source)
         except ConfigError as exc:
             problems += exc.problems
     problems += verify_halls(path, city, halls)  # with a bad [city], the rules that need none of it
     if problems:
         raise ConfigError(path, problems)
     assert city is not None
-    return CityConfig(path, city, [hall for _index, hall in halls])
+    return CityConfig(path, city, [hall for _index, hall in halls], files)
 
 
-def _hall(path: Path, index: int, entry: Any, read_keys: bool) -> HubConfig:
+def load_hall(path: str | Path, hall: str, *, read_key: bool = True) -> HubConfig:
+    """One hall of a city config, as its own file gives it (`hall-hub COMMAND --config city.toml
+    --hall h01`): the whole city is read and checked, then only this hall's key file read (when
+    `read_key`, as hub/config.py `load` does). Raises ConfigError, or ValueError for a hall the
+    city does not list (naming those it does)."""
+    city = load_city(path, read_keys=False)
+    if hall not in city.files:
+        known = ", ".join(config.hall for config in city.halls)
+        raise ValueError(f"--hall {hall}: not a hall of {city.path} (its halls: {known})")
+    config = city.hall(hall)
+    if read_key:
+        read_hall_key(config, city.files[hall])
+    return config
+
+
+def read_hall_key(config: HubConfig, source: Path) -> None:
+    """Check that a hall's `private_key_file` holds a key; a ConfigError names `source`, the file
+    that sets it."""
+    if config.private_key_file is not None:
+        configfile.read_key_file(source, config.private_key_file, PROGRAM)
+
+
+def _hall(path: Path, index: int, entry: Any) -> tuple[HubConfig, Path]:
+    """A `[[halls]]` entry's config and the file it is written in (`path`, or the included file)."""
     where = f"{path}: halls[{index}]"
     if not isinstance(entry, dict):
         raise ConfigError(path, [f"{where}: must be a table"])
@@ -143,18 +172,13 @@ def _hall(path: Path, index: int, entry: Any, read_keys: bool) -> HubConfig:
             raise ConfigError(path, [f"{where}.include: give the file alone, e.g. "
                                      'include = "halls/h01.toml" (its keys go in that file)'])
         included = path.resolve().parent / entry["include"]
-        config = configfile.load(included, HubConfig)
-        key_file = included
-    else:
-        try:
-            config = HubConfig.model_validate(entry, context={"config_dir": path.resolve().parent})
-        except ValidationError as exc:
-            raise ConfigError(path, [f"{where}.{key_path(e['loc'])}: {e['msg']}"
-                                     for e in exc.errors()]) from exc
-        key_file = path
-    if read_keys and config.private_key_file is not None:
-        configfile.read_key_file(key_file, config.private_key_file, PROGRAM)
-    return config
+        return configfile.load(included, HubConfig), included
+    try:
+        config = HubConfig.model_validate(entry, context={"config_dir": path.resolve().parent})
+    except ValidationError as exc:
+        raise ConfigError(path, [f"{where}.{key_path(e['loc'])}: {e['msg']}"
+                                 for e in exc.errors()]) from exc
+    return config, path
 
 
 def verify_halls(path: Path, city: CitySection | None, halls: list[tuple[int, HubConfig]]) -> list[str]:

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from hub.city.config import CityConfig
-from hub.city.console import UNKNOWN, HallLine, city_lines, city_object, offline_across, owners_of
+from hub.city.console import UNKNOWN, CityLines, HallLines, city_object, offline_across, owners_of
 from hub.store.store import Store
 from hub.web.app import create_app, guard
 from hub.web.auth import CityAccess, LoginLimiter, Principal, Sessions, csrf_of_session, identify
@@ -32,9 +32,11 @@ Owners = Callable[[], Mapping[str, str]]
 
 
 def create_city_app(city: CityConfig, accounts: Store, stores: Mapping[str, Store], *,
-                    owners: Owners | None = None, live_poll_seconds: float = POLL_S) -> FastAPI:
+                    owners: Owners | None = None, lines: HallLines | None = None,
+                    live_poll_seconds: float = POLL_S) -> FastAPI:
     """`accounts`: the city's store (its users and tokens); `stores`: each hall's, by id; `owners`:
-    each hall's owning worker (default: read from the city's locks, "未知" when unreachable)."""
+    each hall's owning worker (default: read from the city's locks, "未知" when unreachable);
+    `lines`: the halls' lines of the city page (default: each kept console.CACHE_SECONDS)."""
     web = city.city.web
     access = CityAccess(city.city.name, tuple(hall.hall for hall in city.halls), accounts,
                         Sessions(web.session_hours),
@@ -44,6 +46,7 @@ def create_city_app(city: CityConfig, accounts: Store, stores: Mapping[str, Stor
     app.state.title, app.state.printers, app.state.menu = city.city.name, [], ()
     app.state.stores = stores
     app.state.owners = owners or (lambda: owners_of(city))
+    app.state.lines = lines or HallLines(city, stores)
     app.include_router(router)
     for hall in city.halls:
         app.mount(f"/h/{hall.hall}", create_app(hall, stores[hall.hall], city=access,
@@ -97,18 +100,18 @@ def home(request: Request, caller: Caller) -> Response:
     return RedirectResponse(f"/h/{halls[0]}/", status_code=303)
 
 
-def _lines(request: Request, caller: Principal) -> list[HallLine]:
+def _lines(request: Request, caller: Principal) -> CityLines:
     _overseer(caller)
     access: CityAccess = request.app.state.city
-    return city_lines(request.app.state.config, request.app.state.stores, access.visible(caller.user),
-                      request.app.state.owners())
+    cache: HallLines = request.app.state.lines
+    return cache.lines(access.visible(caller.user), request.app.state.owners())
 
 
 @router.get("/city")
 def city_page(request: Request, caller: Caller) -> Response:
-    lines = _lines(request, caller)
-    return render(request, "city.html", caller, title="全市大厅", lines=lines,
-                  offline=offline_across(lines), unknown=UNKNOWN)
+    lines, cache = _lines(request, caller), request.app.state.lines
+    return render(request, "city.html", caller, title="全市大厅", lines=lines.ranked, unread=lines.unread,
+                  offline=offline_across(lines.ranked), unknown=UNKNOWN, cache_seconds=cache.seconds)
 
 
 @router.get("/api/v1/city")
