@@ -57,7 +57,11 @@ class WireError(ValueError):
 
 def canonical(obj: Any) -> bytes:
     """The canonical form that signatures cover."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _CANONICAL.encode(obj).encode()
+
+
+# what json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False) builds at each call
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def format_ts(moment: datetime) -> str:
