@@ -21,7 +21,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -31,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from city_harness import City, wait_until  # noqa: E402
-from ingest import baseline, count_rows, hub_throughput, signed_events  # noqa: E402
+from ingest import count_rows, ratio_rounds  # noqa: E402
 from mqtt_broker import Mosquitto  # noqa: E402
 from pg_server import PostgresServer  # noqa: E402
 
@@ -39,37 +41,35 @@ from tests.hall_harness import Hall, StaffSpec  # noqa: E402
 from wire.envelope import generate_keypair  # noqa: E402
 
 
-def single_hall_ratio(workdir: Path, pg: PostgresServer | None, events: int) -> dict[str, float]:
-    """One hub (`hall-hub run --config hub.toml`) against a bare subscriber, as bench/ingest.py."""
+def single_hall_ratio(workdir: Path, pg: PostgresServer | None, events: int, rounds: int) -> dict[str, Any]:
+    """One hub (`hall-hub run --config hub.toml`) against a bare subscriber, as bench/ingest.py: the
+    median of `rounds` alternating rounds, each hub on a fresh store."""
     broker = Mosquitto(workdir / "mosquitto")
     broker.start()
-    keys = generate_keypair()
-    hall = Hall(workdir / "hall", broker.url, [StaffSpec("S001", "张伟", "01", "0A004A7B2C")],
-                resend_seconds=30.0, extra_devices={"bench": keys.public_hex})
-    store_url = None if pg is None else pg.create_database()
-    if store_url is not None:
-        hall.write_hub_config(store_url)
 
-    def count() -> int:
-        if store_url is None:
-            return count_rows(hall.hub_db)
-        try:
-            with psycopg.connect(store_url, autocommit=True) as conn:
-                row = conn.execute("SELECT count(*) FROM events").fetchone()
-        except psycopg.Error:
-            return 0
-        return int(row[0]) if row else 0
+    def make_hall(index: int) -> tuple[Hall, str, Callable[[], int]]:
+        keys = generate_keypair()
+        hall = Hall(workdir / f"hall{index}", broker.url, [StaffSpec("S001", "张伟", "01", "0A004A7B2C")],
+                    resend_seconds=30.0, extra_devices={"bench": keys.public_hex})
+        store_url = None if pg is None else pg.create_database()
+        if store_url is not None:
+            hall.write_hub_config(store_url)
+
+        def count() -> int:
+            if store_url is None:
+                return count_rows(hall.hub_db)
+            try:
+                with psycopg.connect(store_url, autocommit=True) as conn:
+                    row = conn.execute("SELECT count(*) FROM events").fetchone()
+            except psycopg.Error:
+                return 0
+            return int(row[0]) if row else 0
+        return hall, keys.private_hex, count
 
     try:
-        base = baseline(broker.port, signed_events(keys.private_hex, 1, events))
-        hall.start_hub()
-        wait_until(lambda: hall.ready_lines("hub") > 0, 60, "hub ready")
-        rate = hub_throughput(hall, broker.port, signed_events(keys.private_hex, 1, events), count)
+        return ratio_rounds(make_hall, broker.port, events, rounds)
     finally:
-        hall.kill_hub(signal.SIGTERM)
         broker.stop()
-    return {"events_per_s": round(rate, 1), "baseline_events_per_s": round(base, 1),
-            "ratio": round(rate / base, 3)}
 
 
 def city_run(workdir: Path, args: argparse.Namespace) -> dict[str, object]:
@@ -130,16 +130,17 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--single-events", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3, help="single-hall rounds; the median ratio")
     parser.add_argument("--no-single", action="store_true", help="skip the single-hall ratios")
     args = parser.parse_args()
     result: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="hall-city-") as tmp:
         workdir = Path(tmp)
         if not args.no_single:
-            sqlite = single_hall_ratio(workdir / "single-sqlite", None, args.single_events)
+            sqlite = single_hall_ratio(workdir / "single-sqlite", None, args.single_events, args.rounds)
             pg = PostgresServer.start()
             try:
-                postgres = single_hall_ratio(workdir / "single-pg", pg, args.single_events)
+                postgres = single_hall_ratio(workdir / "single-pg", pg, args.single_events, args.rounds)
             finally:
                 pg.stop()
             result["ingest_ratio_single_hall"] = sqlite["ratio"]
