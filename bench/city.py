@@ -55,13 +55,16 @@ def single_hall_ratio(workdir: Path, pg: PostgresServer | None, events: int, rou
         if store_url is not None:
             hall.write_hub_config(store_url)
 
+        reader: list[psycopg.Connection[tuple[int]]] = []  # one connection for the polls (not 100/s)
+
         def count() -> int:
             if store_url is None:
                 return count_rows(hall.hub_db)
             try:
-                with psycopg.connect(store_url, autocommit=True) as conn:
-                    row = conn.execute("SELECT count(*) FROM events").fetchone()
-            except psycopg.Error:
+                if not reader:
+                    reader.append(psycopg.connect(store_url, autocommit=True))
+                row = reader[0].execute("SELECT count(*) FROM events").fetchone()
+            except psycopg.Error:  # the hub has not made the table yet
                 return 0
             return int(row[0]) if row else 0
         return hall, keys.private_hex, count
