@@ -52,6 +52,7 @@ class Chain:
     last_at: datetime | None
     rows: list[dict[str, Any]] = field(default_factory=list)
     stamp: Stamp | None = None
+    _moment: tuple[datetime, str] | None = None  # set by `one_moment`
 
     @classmethod
     def after_last(cls, conn: Connection, clock: Clock, policy: ClockPolicy = "refuse",
@@ -88,9 +89,18 @@ class Chain:
             return
         self._append(kind, text, ref)
 
-    def _append(self, kind: str, text: bytes, ref: str | None) -> None:
+    def one_moment(self) -> None:
+        """Every entry appended from now on takes this moment (a batch stored in one transaction:
+        one clock reading and one formatting for all its entries)."""
         now = self._now()
-        at_text = format_ts(now)
+        self._moment = (now, format_ts(now))
+
+    def _append(self, kind: str, text: bytes, ref: str | None) -> None:
+        if self._moment is not None:
+            now, at_text = self._moment
+        else:
+            now = self._now()
+            at_text = format_ts(now)
         seq, prev = self.seq + 1, self.hash
         digest = entry_hash_of_text(seq, at_text, kind, ref, text, prev)
         self.rows.append(

@@ -152,6 +152,7 @@ class Store:
         with self._writing() as conn:
             known = _raws_by_id(conn, ids)
             chain = self.chain(conn)
+            chain.one_moment()
             event_rows: list[dict[str, Any]] = []
             quarantine_rows: list[dict[str, Any]] = []
             for item in items:
