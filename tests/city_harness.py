@@ -1,30 +1,27 @@
 """A city for end-to-end tests and bench/city.py: a real PostgreSQL and Mosquitto, city workers as
-real processes (`hall-hub run --config city.toml`, so they can be killed -9), and simulated halls:
-one paho client per hall playing its devices with the edge's delivery contract (every event kept
-until the hub's `committed` watermark covers it, resent after `resend_seconds` and after every
-reconnect).
+real processes (`hall-hub run --config city.toml`, so they can be killed -9), and simulated halls in
+sim processes of their own (tests/city_sim_process.py: one paho client per hall playing its devices
+with the edge's delivery contract, every event kept until the hub's `committed` watermark covers
+it, resent after `resend_seconds` and after every reconnect), driven from here over pipes.
 
 Stores: halls of even index are schemas of one database `city`, the others databases of their own
 (both of the operator's choices run); the workers' locks are in `city` too."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-import paho.mqtt.client as mqtt
 import psycopg
+from city_sim_process import PREFIX, TZ, Burst, SimProcess, SimSpec, Status
 from mqtt_broker import Mosquitto
 from pg_server import PostgresServer
 
@@ -33,101 +30,21 @@ from hub.city.config import CityConfig, load_city
 from hub.city.locks import Holder, city_owners, conninfo
 from hub.store.store import Store
 from wire.clock import SystemClock
-from wire.envelope import KeyPair, format_ts, generate_keypair, load_private_key, seal
+from wire.envelope import generate_keypair
 
 ROOT = Path(__file__).resolve().parents[1]
-PREFIX = "hall/v1"
-TZ = ZoneInfo("Asia/Shanghai")
 
 
-@dataclass
-class _Device:
-    id: str
-    keys: KeyPair
-    epoch: str
-    seq: int = 0
-    mark: int = 0
-    pending: dict[int, tuple[bytes, float]] = field(default_factory=dict)  # seq -> (raw, sent at)
+class RemoteHall:
+    """A simulated hall as seen from the driving process: what its devices issued, asked of the sim
+    process that plays it."""
 
-
-class HallSim:
-    """A hall's devices on one MQTT client: `publish` issues the next event of a device; what the
-    hub has not committed is published again every `resend_seconds`."""
-
-    def __init__(self, port: int, hall: str, devices: dict[str, KeyPair], resend_seconds: float) -> None:
+    def __init__(self, hall: str, process: SimProcess) -> None:
         self.hall = hall
-        self.resend_seconds = resend_seconds
-        self._clock = SystemClock(TZ)
-        self._devices = {d: _Device(d, keys, os.urandom(8).hex()) for d, keys in devices.items()}
-        self._signers = {d: load_private_key(keys.private_hex) for d, keys in devices.items()}
-        self._lock = threading.Lock()
-        self.resent = 0
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-{hall}")
-        self._client.max_inflight_messages_set(1000)
-        self._client.max_queued_messages_set(0)
-        self._client.on_connect = self._connected
-        self._client.on_message = self._committed
-        self._client.reconnect_delay_set(0.2, 2)
-        self._client.connect("127.0.0.1", port)
-        self._client.loop_start()
-
-    def _connected(self, client: mqtt.Client, userdata: object, flags: object, reason: object,
-                   properties: object) -> None:
-        client.subscribe(f"{PREFIX}/{self.hall}/+/committed", qos=1)
-        with self._lock:  # as the edge: everything uncovered goes out again after a reconnect
-            for device in self._devices.values():
-                for seq in device.pending:
-                    device.pending[seq] = (device.pending[seq][0], 0.0)
-
-    def _committed(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        envelope = json.loads(message.payload)
-        body = envelope["body"]
-        with self._lock:
-            device = self._devices.get(envelope["device"])
-            if device is None or body.get("epoch") != device.epoch:
-                return
-            device.mark = max(device.mark, int(body["seq"]))
-            for seq in [s for s in device.pending if s <= device.mark]:
-                del device.pending[seq]
-
-    def publish(self, device_id: str) -> None:
-        with self._lock:
-            device = self._devices[device_id]
-            device.seq += 1
-            raw = seal(self._signers[device_id], hall=self.hall, device=device_id, seq=device.seq,
-                       ts=format_ts(self._clock.now()), type="clock",
-                       body={"method": "card", "card": f"5A{device.seq:08X}"}, epoch=device.epoch).raw
-            device.pending[device.seq] = (raw, time.monotonic())
-        self._send(device_id, raw)
-
-    def _send(self, device_id: str, raw: bytes) -> None:
-        self._client.publish(f"{PREFIX}/{self.hall}/{device_id}/evt/clock", raw, qos=1)
-
-    def resend_due(self) -> None:
-        now = time.monotonic()
-        due: list[tuple[str, bytes]] = []
-        with self._lock:
-            for device in self._devices.values():
-                for seq in sorted(device.pending):
-                    raw, sent = device.pending[seq]
-                    if now - sent >= self.resend_seconds:
-                        device.pending[seq] = (raw, now)
-                        due.append((device.id, raw))
-        self.resent += len(due)
-        for device_id, raw in due:
-            self._send(device_id, raw)
+        self.process = process
 
     def issued(self) -> dict[str, int]:
-        with self._lock:
-            return {d.id: d.seq for d in self._devices.values()}
-
-    def uncommitted(self) -> int:
-        with self._lock:
-            return sum(len(d.pending) for d in self._devices.values())
-
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+        return self.process.ask(Status()).issued[self.hall]
 
 
 @dataclass(frozen=True)
@@ -141,11 +58,12 @@ class Tally:
 
 class City:
     def __init__(self, workdir: Path, pg: PostgresServer, broker: Mosquitto, halls: int, devices: int,
-                 resend_seconds: float = 2.0, balance_seconds: float = 0.5) -> None:
+                 resend_seconds: float = 2.0, balance_seconds: float = 0.5, sim_processes: int = 2) -> None:
         self.workdir = workdir
         self.pg = pg
         self.broker = broker
         self.resend_seconds = resend_seconds
+        self.sim_process_count = min(sim_processes, halls)
         workdir.mkdir(parents=True, exist_ok=True)
         self.halls = [f"h{i:02d}" for i in range(1, halls + 1)]
         self.device_keys = {h: {f"d{j:02d}": generate_keypair() for j in range(1, devices + 1)}
@@ -156,7 +74,8 @@ class City:
         self._write_config(balance_seconds)
         self.config: CityConfig = load_city(self.config_path)
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
-        self.sims: dict[str, HallSim] = {}
+        self.sim_processes: list[SimProcess] = []
+        self.sims: dict[str, RemoteHall] = {}
 
     def store_url(self, index: int, hall: str) -> str:
         if index % 2 == 0:
@@ -198,8 +117,8 @@ class City:
         process.wait(60)
 
     def stop(self) -> None:
-        for sim in self.sims.values():
-            sim.close()
+        for process in self.sim_processes:
+            process.stop()
         for name in list(self.workers):
             self.kill_worker(name, signal.SIGTERM)
 
@@ -229,46 +148,63 @@ class City:
                    for path in self.workdir.glob("worker-*.log"))
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-8000:]}"
-                         for p in sorted(self.workdir.glob("worker-*.log")))
+        paths = sorted(self.workdir.glob("worker-*.log")) + sorted(self.workdir.glob("sim-*.log"))
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-8000:]}" for p in paths)
 
     # --- halls ---------------------------------------------------------------------------
 
     def start_sims(self) -> None:
-        for hall in self.halls:
-            self.sims[hall] = HallSim(self.broker.port, hall, self.device_keys[hall], self.resend_seconds)
+        """Start the sim processes, each with every `sim_processes`-th hall, and wait until each says
+        every client of its is connected and subscribed: no burst starts before."""
+        for index in range(self.sim_process_count):
+            halls = self.halls[index::self.sim_process_count]
+            spec = SimSpec(index, self.broker.port, {h: self.device_keys[h] for h in halls},
+                           self.resend_seconds, self.workdir / f"sim-{index}.log")
+            self.sim_processes.append(SimProcess(spec))
+        for process in self.sim_processes:
+            process.wait_ready(60)
+            self.sims.update({hall: RemoteHall(hall, process) for hall in process.spec.halls})
 
-    def burst(self, events_per_device: int, rate: float, during: float | None = None) -> None:
+    def burst(self, events_per_device: int, rate: float) -> float:
         """Every device publishes `events_per_device` events, round robin at about `rate` events/s
-        in all; resends due are sent meanwhile."""
-        order = [(h, d) for h in self.halls for d in self.device_keys[h]]
-        total, start = events_per_device * len(order), time.monotonic()
-        for index in range(total):
-            hall, device = order[index % len(order)]
-            self.sims[hall].publish(device)
-            if index % 50 == 0:
-                for sim in self.sims.values():
-                    sim.resend_due()
-            time.sleep(max(0.0, start + (index + 1) / rate - time.monotonic()))
+        in all, each sim process its share of the rate (in proportion to its devices); resends run
+        in the sim processes meanwhile. Returns the seconds until the last event was published."""
+        devices = sum(process.devices for process in self.sim_processes)
+        start = time.monotonic()
+        for process in self.sim_processes:
+            process.ask(Burst(events_per_device, rate * process.devices / devices))
+        while any(process.ask(Status()).bursting for process in self.sim_processes):
+            time.sleep(0.05)
+        return time.monotonic() - start
 
     def settle(self, timeout: float) -> bool:
-        """Resend until every event is committed; False if some are not within `timeout`."""
+        """Wait while the sim processes resend until every event is committed; False if some are
+        not within `timeout`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(sim.uncommitted() == 0 for sim in self.sims.values()):
+            if all(process.ask(Status()).uncommitted == 0 for process in self.sim_processes):
                 return True
-            for sim in self.sims.values():
-                sim.resend_due()
             time.sleep(0.2)
         return False
+
+    def issued(self) -> dict[str, dict[str, int]]:
+        """Hall -> device -> the last seq it issued."""
+        issued: dict[str, dict[str, int]] = {}
+        for process in self.sim_processes:
+            issued.update(process.ask(Status()).issued)
+        return issued
+
+    def resent(self) -> int:
+        return sum(process.ask(Status()).resent for process in self.sim_processes)
 
     def tally(self) -> Tally:
         events = lost = duplicated = 0
         failed: list[str] = []
         exact = True
+        issued_by_hall = self.issued()
         for hall_config in self.config.halls:
             hall = hall_config.hall
-            issued = self.sims[hall].issued()
+            issued = issued_by_hall[hall]
             with psycopg.connect(conninfo(hall_config.store.url), autocommit=True) as conn:
                 rows = conn.execute("SELECT device, seq FROM events").fetchall()
             counts = Counter((str(device), int(seq)) for device, seq in rows)
