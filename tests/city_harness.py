@@ -35,6 +35,13 @@ from wire.envelope import generate_keypair
 ROOT = Path(__file__).resolve().parents[1]
 
 
+class WorkersNotStopped(RuntimeError):
+    def __init__(self, names: list[str], wait: float) -> None:
+        super().__init__(f"worker(s) {', '.join(names)} still running {wait:g} s after SIGTERM: killed -9 "
+                         "(their logs: worker-NAME.log)")
+        self.names = names
+
+
 class RemoteHall:
     """A simulated hall as seen from the driving process: what its devices issued, asked of the sim
     process that plays it."""
@@ -116,11 +123,25 @@ class City:
         process.send_signal(sig)
         process.wait(60)
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 60.0) -> None:
+        """Stop the sim processes, then SIGTERM every worker at once. Workers still running `wait` s
+        later are killed -9 and named in `WorkersNotStopped`, raised once nothing is left running."""
         for process in self.sim_processes:
             process.stop()
-        for name in list(self.workers):
-            self.kill_worker(name, signal.SIGTERM)
+        for worker in self.workers.values():
+            worker.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + wait
+        killed: list[str] = []
+        for name, worker in self.workers.items():
+            try:
+                worker.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait(10)
+                killed.append(name)
+        self.workers.clear()
+        if killed:
+            raise WorkersNotStopped(killed, wait)
 
     def holders(self) -> dict[str, Holder | None]:
         """Hall -> its owner (lock session pid, worker name `host-pid`), or None."""
