@@ -7,11 +7,15 @@ signed when it is published, so its ts is the moment it was sent. One Python pro
 publishing for 30 halls on one GIL was the limit of bench/city.py (about 400 events/s); several
 processes sign and publish side by side.
 
+A sim process has one thread: its loop selects over its pipe and its clients' sockets and drives
+paho itself (`loop_read`, `loop_write`, `loop_misc`, `reconnect`); a paho network thread per client
+costs about twice the CPU per QoS 1 publish (measured: 230 against 112 us).
+
 The driving process holds a `SimProcess` for each, over a pipe: the sim process sends `Ready` once
 every one of its clients is connected and subscribed (nothing is published before), then answers
-each command (`Burst`, `Status`, `Stop`) with its `Progress`. Between commands its one loop
-publishes the burst's events as they fall due and resends what is due, as an edge does on its own.
-The process's stderr is its log (`ready:` first), as a worker's."""
+each command (`Burst`, `Status`, `Stop`) with its `Progress`. Between commands its loop publishes
+the burst's events as they fall due and resends what is due, as an edge does on its own. The
+process's stderr is its log (`ready:` first), as a worker's."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import select
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,8 +38,15 @@ from wire.envelope import KeyPair, format_ts, load_private_key, seal
 
 PREFIX = "hall/v1"
 TZ = ZoneInfo("Asia/Shanghai")
-RESEND_CHECK_S = 0.2  # how often a sim process looks for events due to be resent
+TEND_S = 0.2  # how often a sim process resends what is due, reconnects and keeps its clients alive
 AT_ONCE = 50  # events published in a row before the loop reads its pipe (when behind the rate)
+PACE_S = 0.01  # a burst publishes what fell due every PACE_S: one wake per event cost more than its event
+RECONNECT_S = (0.2, 2.0)  # the first and the longest wait before a reconnect attempt
+
+
+def _say(line: str) -> None:
+    """A line in the process's log (its stderr)."""
+    os.write(2, f"{line}\n".encode())
 
 
 @dataclass
@@ -48,28 +60,28 @@ class _Device:
 
 
 class HallSim:
-    """A hall's devices on one MQTT client: `publish` issues the next event of a device; what the
-    hub has not committed is published again every `resend_seconds`. `ready` is set once the client
-    is connected and subscribed to the hall's watermarks."""
+    """A hall's devices on one MQTT client, driven by the sim process's loop (no thread of its own):
+    `publish` issues the next event of a device; `tend` resends what the hub has not committed after
+    `resend_seconds`, reconnects a lost client and keeps it alive. `subscribed` once the client is
+    connected and subscribed to the hall's watermarks."""
 
     def __init__(self, port: int, hall: str, devices: dict[str, KeyPair], resend_seconds: float) -> None:
         self.hall = hall
         self.resend_seconds = resend_seconds
-        self.ready = threading.Event()
+        self.subscribed = False
+        self.resent = 0
         self._clock = SystemClock(TZ)
         self._devices = {d: _Device(d, keys, os.urandom(8).hex()) for d, keys in devices.items()}
         self._signers = {d: load_private_key(keys.private_hex) for d, keys in devices.items()}
-        self._lock = threading.Lock()
-        self.resent = 0
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-{hall}")
-        self._client.max_inflight_messages_set(1000)
-        self._client.max_queued_messages_set(0)
-        self._client.on_connect = self._connected
-        self._client.on_subscribe = self._subscribed
-        self._client.on_message = self._committed
-        self._client.reconnect_delay_set(0.2, 2)
-        self._client.connect("127.0.0.1", port)
-        self._client.loop_start()
+        self._reconnect_wait, self._reconnect_at = RECONNECT_S[0], 0.0
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sim-{hall}")
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        self.client.on_connect = self._connected
+        self.client.on_subscribe = self._subscribed
+        self.client.on_message = self._committed
+        self.client.on_disconnect = self._lost
+        self.client.connect("127.0.0.1", port)
 
     @property
     def device_ids(self) -> list[str]:
@@ -79,66 +91,89 @@ class HallSim:
                    reason: mqtt.ReasonCode, properties: object) -> None:
         if reason.is_failure:
             return
+        if self._reconnect_at:
+            _say(f"reconnected: {self.hall}")
+        self._reconnect_wait, self._reconnect_at = RECONNECT_S[0], 0.0
         client.subscribe(f"{PREFIX}/{self.hall}/+/committed", qos=1)
-        with self._lock:  # as the edge: everything uncovered goes out again after a reconnect
-            for device in self._devices.values():
-                for seq in device.pending:
-                    device.pending[seq] = (device.pending[seq][0], 0.0)
+        for device in self._devices.values():  # as the edge: everything uncovered goes out again
+            for seq in device.pending:
+                device.pending[seq] = (device.pending[seq][0], 0.0)
+
+    def _lost(self, client: mqtt.Client, userdata: object, flags: object, reason: mqtt.ReasonCode,
+              properties: object) -> None:
+        _say(f"lost: {self.hall}: {reason}")
+        self._reconnect_at = time.monotonic() + self._reconnect_wait
 
     def _subscribed(self, client: mqtt.Client, userdata: object, mid: int,
                     reasons: list[mqtt.ReasonCode], properties: object) -> None:
-        if not any(reason.is_failure for reason in reasons):
-            self.ready.set()
+        self.subscribed = not any(reason.is_failure for reason in reasons)
 
     def _committed(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         envelope = json.loads(message.payload)
         body = envelope["body"]
-        with self._lock:
-            device = self._devices.get(envelope["device"])
-            if device is None or body.get("epoch") != device.epoch:
-                return
-            device.mark = max(device.mark, int(body["seq"]))
-            for seq in [s for s in device.pending if s <= device.mark]:
-                del device.pending[seq]
+        device = self._devices.get(envelope["device"])
+        if device is None or body.get("epoch") != device.epoch:
+            return
+        device.mark = max(device.mark, int(body["seq"]))
+        for seq in [s for s in device.pending if s <= device.mark]:
+            del device.pending[seq]
 
     def publish(self, device_id: str) -> None:
-        with self._lock:
-            device = self._devices[device_id]
-            device.seq += 1
-            raw = seal(self._signers[device_id], hall=self.hall, device=device_id, seq=device.seq,
-                       ts=format_ts(self._clock.now()), type="clock",
-                       body={"method": "card", "card": f"5A{device.seq:08X}"}, epoch=device.epoch).raw
-            device.pending[device.seq] = (raw, time.monotonic())
+        device = self._devices[device_id]
+        device.seq += 1
+        raw = seal(self._signers[device_id], hall=self.hall, device=device_id, seq=device.seq,
+                   ts=format_ts(self._clock.now()), type="clock",
+                   body={"method": "card", "card": f"5A{device.seq:08X}"}, epoch=device.epoch).raw
+        device.pending[device.seq] = (raw, time.monotonic())
         self._send(device_id, raw)
 
     def _send(self, device_id: str, raw: bytes) -> None:
-        self._client.publish(f"{PREFIX}/{self.hall}/{device_id}/evt/clock", raw, qos=1)
+        self.client.publish(f"{PREFIX}/{self.hall}/{device_id}/evt/clock", raw, qos=1)
 
-    def resend_due(self) -> None:
+    def tend(self) -> None:
         now = time.monotonic()
-        due: list[tuple[str, bytes]] = []
-        with self._lock:
-            for device in self._devices.values():
-                for seq in sorted(device.pending):
-                    raw, sent = device.pending[seq]
-                    if now - sent >= self.resend_seconds:
-                        device.pending[seq] = (raw, now)
-                        due.append((device.id, raw))
-        self.resent += len(due)
-        for device_id, raw in due:
-            self._send(device_id, raw)
+        if self.client.socket() is None:  # lost: reconnect, waiting longer after each refusal
+            if now >= self._reconnect_at:
+                try:
+                    self.client.reconnect()
+                except OSError:
+                    self._reconnect_wait = min(2 * self._reconnect_wait, RECONNECT_S[1])
+                    self._reconnect_at = now + self._reconnect_wait
+            return
+        self.client.loop_misc()
+        for device in self._devices.values():
+            for seq in sorted(device.pending):
+                raw, sent = device.pending[seq]
+                if now - sent >= self.resend_seconds:
+                    device.pending[seq] = (raw, now)
+                    self.resent += 1
+                    self._send(device.id, raw)
 
     def issued(self) -> dict[str, int]:
-        with self._lock:
-            return {d.id: d.seq for d in self._devices.values()}
+        return {d.id: d.seq for d in self._devices.values()}
 
     def uncommitted(self) -> int:
-        with self._lock:
-            return sum(len(d.pending) for d in self._devices.values())
+        return sum(len(d.pending) for d in self._devices.values())
 
     def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+        self.client.on_disconnect = None  # not lost: closed
+        self.client.disconnect()
+
+
+def _exchange(sims: list[HallSim], timeout: float, pipe: Connection | None = None) -> bool:
+    """Wait up to `timeout` for the clients' sockets (and the pipe), read and write what is ready;
+    True when the pipe has something to read."""
+    sockets = {sock: sim for sim in sims if (sock := sim.client.socket()) is not None}
+    writers = [sock for sock, sim in sockets.items() if sim.client.want_write()]
+    readers: list[object] = [*sockets, *([pipe] if pipe is not None else [])]
+    readable, writable, _ = select.select(readers, writers, [], timeout)
+    for sock in readable:
+        if sock is not pipe:
+            sockets[sock].client.loop_read()
+    for sock in writable:
+        if sockets[sock].client.socket() is sock:  # not lost while reading
+            sockets[sock].client.loop_write()
+    return pipe is not None and pipe in readable
 
 
 # --- what passes over the pipe ------------------------------------------------------------------
@@ -225,37 +260,37 @@ def _progress(sims: list[HallSim], schedule: _Schedule | None) -> Progress:
                     sum(sim.resent for sim in sims), schedule is not None)
 
 
-def _say(line: str) -> None:
-    """A line in the process's log (its stderr)."""
-    os.write(2, f"{line}\n".encode())
-
-
 def serve(spec: SimSpec, conn: Connection) -> None:
     """A sim process's main: connect, say ready, then the loop until `Stop` (or the pipe closed)."""
     with spec.log.open("ab", buffering=0) as log:
         os.dup2(log.fileno(), 2)
     sims = [HallSim(spec.port, hall, devices, spec.resend_seconds) for hall, devices in spec.halls.items()]
-    for sim in sims:
-        if not sim.ready.wait(60):
-            raise TimeoutError(f"sim process {spec.index}: {sim.hall} not connected and subscribed in 60 s")
+    deadline = time.monotonic() + 60
+    while not all(sim.subscribed for sim in sims):
+        if time.monotonic() > deadline:
+            late = " ".join(sim.hall for sim in sims if not sim.subscribed)
+            raise TimeoutError(f"sim process {spec.index}: {late} not connected and subscribed in 60 s")
+        for sim in sims:
+            sim.tend()
+        _exchange(sims, TEND_S)
     _say(f"ready: sim process {spec.index}: {' '.join(spec.halls)} connected and subscribed")
     conn.send(Ready(list(spec.halls)))
     order = [(sim, device) for sim in sims for device in sim.device_ids]
     schedule: _Schedule | None = None
-    next_resend = time.monotonic()
+    next_tend = time.monotonic()
     while True:
         if schedule is not None:
             schedule.publish_due()
             if schedule.done:
                 schedule = None
-        if time.monotonic() >= next_resend:
+        if time.monotonic() >= next_tend:
             for sim in sims:
-                sim.resend_due()
-            next_resend = time.monotonic() + RESEND_CHECK_S
-        wake = next_resend if schedule is None else min(next_resend, schedule.next_at)
+                sim.tend()
+            next_tend = time.monotonic() + TEND_S
+        wake = next_tend if schedule is None else min(next_tend, schedule.next_at + PACE_S)
+        if not _exchange(sims, max(0.0, wake - time.monotonic()), conn):
+            continue
         try:
-            if not conn.poll(max(0.0, wake - time.monotonic())):
-                continue
             command: Command = conn.recv()
         except EOFError:  # the driving process is gone
             break
