@@ -42,6 +42,10 @@ class Inbox(queue.Queue[Message]):
     def _qsize(self) -> int:
         return self.weight
 
+    def qsize_messages(self) -> int:
+        with self.mutex:
+            return len(self.queue)
+
     def _put(self, item: Message) -> None:
         self.queue.append(item)
         self.weight += _weight(item)
