@@ -18,6 +18,7 @@ import pytest
 from city_console_hall import DAY, OFFLINE, PASSWORD, RANKED, SmallCity, at, make_city
 from fastapi.testclient import TestClient
 from pg_server import PostgresServer, free_port
+from web_hall import log_in_form
 
 from hub.api_objects import attendance_object
 from hub.city.console import NOBODY, UNKNOWN, owners_of
@@ -46,12 +47,7 @@ def _app(city: SmallCity) -> TestClient:
 
 def log_in(city: SmallCity, name: str, client: TestClient | None = None) -> TestClient:
     client = client or _app(city)
-    client.get("/login")
-    answer = client.post("/login", data={"name": name, "password": PASSWORD,
-                                         "csrf": client.cookies.get("hall_login"), "next": "/"},
-                         follow_redirects=False)
-    assert answer.status_code == 303, answer.text
-    return client
+    return log_in_form(client, name, PASSWORD)
 
 
 def selector(html: str) -> list[str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from city_console_hall import EDGE, PASSWORD, at, store_events
 from fastapi.testclient import TestClient
+from web_hall import log_in_form
 
 from hub.city.config import CityConfig, CitySection
 from hub.city.console import CACHE_SECONDS, HallLine, HallLines, hall_line
@@ -95,12 +96,7 @@ def page(tmp_path: Path) -> Iterator[Page]:
 
 def log_in(page: Page, name: str) -> TestClient:
     client = page.client
-    client.get("/login")
-    answer = client.post("/login", data={"name": name, "password": PASSWORD,
-                                         "csrf": client.cookies.get("hall_login"), "next": "/"},
-                         follow_redirects=False)
-    assert answer.status_code == 303, answer.text
-    return client
+    return log_in_form(client, name, PASSWORD)
 
 
 def rates(client: TestClient) -> dict[str, int | None]:

@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fastapi.testclient import TestClient
 from test_hub_window import at, make_hall
 
 from hub import config as hub_config
@@ -18,6 +19,16 @@ from wire.clock import FixedClock
 
 PASSWORD = "correct horse battery"
 DAY = "2026-11-24"
+
+
+def log_in_form(client: TestClient, name: str, password: str = PASSWORD) -> TestClient:
+    """`client` logged in through a console's login form: the form (its CSRF cookie), then the post."""
+    client.get("/login")
+    answer = client.post("/login", data={"name": name, "password": password,
+                                         "csrf": client.cookies.get("hall_login"), "next": "/"},
+                         follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    return client
 
 
 @dataclass

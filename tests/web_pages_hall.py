@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from test_hub_window import EDGE, at
-from web_hall import PASSWORD, WebHall, make_web_hall
+from web_hall import WebHall, log_in_form, make_web_hall
 
 from hub.domain import StoredEvent
 from hub.store.snapshots import keep_snapshot
@@ -42,12 +42,7 @@ def make_pages_hall(tmp_path: Path) -> tuple[WebHall, str]:
 def log_in(hall: WebHall, name: str) -> TestClient:
     """A client logged in through the login form (its own cookies)."""
     client = TestClient(create_app(hall.config, hall.store))
-    client.get("/login")
-    answer = client.post("/login", data={"name": name, "password": PASSWORD,
-                                         "csrf": client.cookies.get("hall_login"), "next": "/"},
-                         follow_redirects=False)
-    assert answer.status_code == 303, answer.text
-    return client
+    return log_in_form(client, name)
 
 
 def csrf_of(client: TestClient) -> str:
