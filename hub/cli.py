@@ -110,10 +110,11 @@ def main(argv: list[str] | None = None) -> int:
             return keyfile.keygen(args.out)
         if args.command == "operator":
             return operators.keygen(args)
-        if is_city_config(args.config) and (args.command in CITY_COMMANDS or args.hall is None):
+        city = is_city_config(args.config)
+        if city and (args.command in CITY_COMMANDS or args.hall is None):
             return city_command(args)  # the city's own commands, or a hall's command without --hall
         try:
-            config = _hall_config(args)
+            config = _hall_config(args, city)
         except ConfigError as exc:
             print(exc.report(), file=sys.stderr)
             return 2
@@ -158,10 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _hall_config(args: argparse.Namespace) -> HubConfig:
+def _hall_config(args: argparse.Namespace, city: bool) -> HubConfig:
     """The hall a command runs on: its own config, or with `--hall` its `[[halls]]` entry of a city
-    config (inline or included), exactly as that hall's own file would give it."""
-    if is_city_config(args.config):
+    config (`city`; inline or included), exactly as that hall's own file would give it."""
+    if city:
         return load_hall(args.config, args.hall, read_key=bool(_signs(args)))
     config = hub_config.load(args.config, read_key=bool(_signs(args)))
     if args.hall is not None and args.hall != config.hall:

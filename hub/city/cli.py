@@ -83,7 +83,6 @@ def _console_command(args: argparse.Namespace, city: CityConfig) -> int:
     the city console on `--listen` or `[city.web] listen`, each hall's store read on its own pool."""
     from hub import operators
     from hub.cli_users import user_command
-    from hub.store.store import Store
 
     clock = clocks.from_spec(args.clock, city.halls[0].timezone)
     creates = args.command == "web" or args.user_command == "add"

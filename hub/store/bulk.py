@@ -20,8 +20,8 @@ class BulkInsert:
         compiled = insert(table).compile(dialect=dialect)
         self.sql = str(compiled)
         self.positional = bool(dialect.positional)
-        names = compiled.positiontup if self.positional and compiled.positiontup else list(compiled.params)
-        self.names = list(names)
+        self.names = list(compiled.positiontup if self.positional and compiled.positiontup
+                          else compiled.params)
         columns = {column.key: column for column in table.columns}
         self.processors: list[tuple[str, Processor]] = [
             (name, columns[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in self.names]

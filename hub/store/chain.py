@@ -65,10 +65,7 @@ class Chain:
         return cls(clock, policy, last.seq, last.hash, datetime.fromisoformat(last.at), stamp=stamp)
 
     def add(self, kind: str, data: dict[str, Any], ref: str | None) -> AuditEntry:
-        if kind not in LOG_KINDS:
-            raise ValueError(f"unknown audit entry kind {kind!r}")
-        if ref is not None and len(ref) > MAX_REF_LEN:
-            raise ValueError(f"audit ref longer than {MAX_REF_LEN} characters: {ref[:80]!r}")
+        _check(kind, ref)
         # Normalise through JSON so the returned entry equals what a reader gets back; the canonical
         # bytes are made once and hashed as they are stored.
         text = canonical(data)
@@ -76,17 +73,19 @@ class Chain:
         if self.stamp is not None:
             text = canonical(self.stamp(kind, data))
             data = json.loads(text)
+        prev = self.hash
         self._append(kind, text, ref)
         assert self.last_at is not None
-        return AuditEntry(self.seq, self.last_at, kind, ref, data, self.rows[-1]["prev_hash"], self.hash)
+        return AuditEntry(self.seq, self.last_at, kind, ref, data, prev, self.hash)
 
     def add_canonical(self, kind: str, text: bytes, ref: str | None) -> None:
         """`add` for content already in its canonical bytes, of JSON strings and integers only (what
         `add` would normalise to the same bytes): the ingest of a batch of events, without the
         round trip through a dict. With a stamp (a person's entries), as `add`."""
-        if self.stamp is not None or kind not in LOG_KINDS or (ref is not None and len(ref) > MAX_REF_LEN):
+        if self.stamp is not None:
             self.add(kind, json.loads(text), ref)
             return
+        _check(kind, ref)
         self._append(kind, text, ref)
 
     def one_moment(self) -> None:
@@ -126,6 +125,13 @@ class Chain:
         if self.rows:
             insert_rows(conn, audit, self.rows)
             self.rows = []
+
+
+def _check(kind: str, ref: str | None) -> None:
+    if kind not in LOG_KINDS:
+        raise ValueError(f"unknown audit entry kind {kind!r}")
+    if ref is not None and len(ref) > MAX_REF_LEN:
+        raise ValueError(f"audit ref longer than {MAX_REF_LEN} characters: {ref[:80]!r}")
 
 
 def next_number(conn: Connection, kind: str, prefix: str) -> int:

@@ -49,14 +49,8 @@ def event_row(item: StoredEvent, received_at: str) -> dict[str, Any]:
 
 
 def _signed_ts(item: StoredEvent) -> str:
-    """The event's `ts` text exactly as signed: as the decoder read it, or its time written back when
-    the raw bytes hold it (always, but for a `Z` or another spelling of the offset), else read from them."""
-    if item.ts_text is not None:
-        return item.ts_text
-    text = format_ts(item.ts)
-    if f'"ts":"{text}"'.encode() in item.raw:
-        return text
-    return str(json.loads(item.raw)["ts"])
+    """The event's `ts` text exactly as signed: as the decoder read it, else read from the raw bytes."""
+    return item.ts_text if item.ts_text is not None else str(json.loads(item.raw)["ts"])
 
 
 def event_data(item: StoredEvent, received_at: str) -> bytes:
