@@ -10,13 +10,16 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hub.config import HubConfig, WebConfig
 from hub.operators import signing
 from hub.store.store import Store
 from hub.store.users import ROLE_ZH, ROLES, add_user, all_users, disable_user, issue_token, revoke_tokens
 from hub.text import table
+
+if TYPE_CHECKING:
+    from hub.web.serve import WebServer
 
 Handler = Callable[[argparse.Namespace, HubConfig, Store], int]
 BY = "who does it (the entry also names the OS user and host)"
@@ -108,13 +111,21 @@ def user_command(args: argparse.Namespace, roster: set[str], store: Store,
 def _web(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     from hub.web.serve import WebServer
 
-    if args.listen:
-        web = WebConfig.model_validate({**config.web.model_dump(), "listen": args.listen})
-        config = config.model_copy(update={"web": web})
+    config = config.model_copy(update={"web": listening(config.web, args.listen)})
     if not config.web.listen:
         raise ValueError(f"{args.config}: [web] listen is not set (e.g. listen = \"127.0.0.1:8080\")")
+    serve_until_signalled(WebServer.of_hall(config, store))
+    return 0
+
+
+def listening(web: WebConfig, listen: str | None) -> WebConfig:
+    """A console's `[web]` (a city's `[city.web]`) with `--listen` in place of its `listen`, if given."""
+    return web if not listen else WebConfig.model_validate({**web.model_dump(), "listen": listen})
+
+
+def serve_until_signalled(server: WebServer) -> None:
+    """Serve a console until SIGTERM or SIGINT."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    WebServer.of_hall(config, store).serve_until(stop)
-    return 0
+    server.serve_until(stop)

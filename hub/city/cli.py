@@ -12,7 +12,6 @@ import sys
 import threading
 
 from hub.city.config import CityConfig, load_city
-from hub.config import WebConfig
 from hub.store.store import Store
 from wire import clock as clocks
 from wire.configfile import ConfigError, example_key_warning
@@ -112,21 +111,17 @@ def _halls(text: str, city: CityConfig) -> list[str]:
 
 
 def _serve(args: argparse.Namespace, city: CityConfig, accounts: Store) -> int:
+    from hub.cli_users import listening, serve_until_signalled
     from hub.web.city_app import create_city_app
     from hub.web.serve import WebServer
 
-    web = city.city.web
-    if args.listen:
-        web = WebConfig.model_validate({**web.model_dump(), "listen": args.listen})
+    web = listening(city.city.web, args.listen)
     if not web.listen:
         raise ValueError(f"{args.config}: give --listen HOST:PORT or [city.web] listen")
     stores = {hall.hall: Store(hall.store.url, clocks.from_spec(args.clock, hall.timezone), create=False,
                                device_keys=hall.device_keys()) for hall in city.halls}
     try:
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        WebServer(web, create_city_app(city, accounts, stores)).serve_until(stop)
+        serve_until_signalled(WebServer(web, create_city_app(city, accounts, stores)))
     finally:
         for store in stores.values():
             store.close()
