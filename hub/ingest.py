@@ -34,9 +34,11 @@ class Decoder:
         self.device_keys = device_keys
         self.max_bytes = max_bytes
 
-    def decode(self, topic: str, payload: bytes, received_at: datetime) -> StoredEvent | Quarantined:
+    def decode(self, topic: str, payload: bytes, received_at: datetime,
+               parts: topics.TopicParts | None = None) -> StoredEvent | Quarantined:
+        """`parts`: the topic as the caller split it (`topics.split`), or None to split it here."""
         try:
-            return self._decode(topic, payload, received_at)
+            return self._decode(topic, payload, received_at, parts or topics.split(self.prefix, topic))
         except WireError as exc:
             return Quarantined(received_at, topic, exc.reason, exc.detail[:500], payload)
         except Exception as exc:  # the last line of defence (the tests make sure it is never reached)
@@ -44,7 +46,8 @@ class Decoder:
             detail = f"{type(exc).__name__}: {exc}"[:500]
             return Quarantined(received_at, topic, "internal_error", detail, payload)
 
-    def _decode(self, topic: str, payload: bytes, received_at: datetime) -> StoredEvent:
+    def _decode(self, topic: str, payload: bytes, received_at: datetime,
+                parts: topics.TopicParts | None) -> StoredEvent:
         if len(payload) > self.max_bytes:
             raise WireError("oversize", f"{len(payload)} bytes, limit {self.max_bytes}")
         envelope = parse(payload)
@@ -52,7 +55,6 @@ class Decoder:
         if key is None:
             raise WireError("unknown_device", f"device {envelope.device!r} is not registered")
         verify(envelope, key)
-        parts = topics.split(self.prefix, topic)
         expected = (self.hall, envelope.device, "evt", envelope.type)
         if parts is None or (parts.hall, parts.device, parts.kind, parts.name) != expected:
             raise WireError(

@@ -299,7 +299,7 @@ class HubService:
             if parts is not None and parts.kind == "snapshot" and parts.hall == self.config.hall:
                 self.snapshots.take(parts.device, message.payload)
                 return None
-            return self.decoder.decode(message.topic, message.payload, message.received_at)
+            return self.decoder.decode(message.topic, message.payload, message.received_at, parts)
         except WireError as exc:
             return Quarantined(message.received_at, message.topic, exc.reason, exc.detail[:500],
                                message.payload)
