@@ -113,6 +113,7 @@ def test_a_refused_key_press_is_not_acked_and_counts_once_when_the_device_sends_
             assert sim.box.acks_received == 0 and THANKS not in sim.box.shown
             disk.full = False
             assert sim.wait_acked(3.0)
+            wait_for(lambda: THANKS in sim.box.shown, 5, "the thanks shown")  # a frame after the ack
             wait_for(lambda: [kind for kind, _ in events(disk)] == ["rating", "fault"], 5, "rating and fault")
             recorded = events(disk)
             unit_status = agent.units["eval"].status

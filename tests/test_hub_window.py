@@ -134,9 +134,11 @@ def test_cases_open_close_and_overdue(hall: tuple[Path, Store]) -> None:
     assert [(c["level"], c["window"]) for c in listed] == [(1, "02"), (2, "02")]
     assert listed[0]["deadline"] == "2026-12-01"  # five working days after a Tuesday
     case = listed[0]["id"]
-    closed = hub_cli(config, "cases", "close", "--case", case, "--by", "科长", "--result", "已回访")
+    # closed the next morning on the hall's clock, not today's: the check below runs on 2026-12-03
+    closing = ("--clock", "2026-11-25T10:00:00+08:00")
+    closed = hub_cli(config, "cases", "close", "--case", case, "--by", "科长", "--result", "已回访", *closing)
     assert closed.returncode == 0, closed.stderr
-    again = hub_cli(config, "cases", "close", "--case", case, "--by", "x", "--result", "y")
+    again = hub_cli(config, "cases", "close", "--case", case, "--by", "x", "--result", "y", *closing)
     assert again.returncode != 0 and "already closed" in again.stderr
     listed = json.loads(hub_cli(config, "cases", "list", "--from", DAY, "--to", DAY, "--json").stdout)
     assert listed[0]["closed_by"] == "科长" and listed[1]["closed_at"] is None
