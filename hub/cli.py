@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -195,6 +196,7 @@ def _run(args: argparse.Namespace, config: HubConfig, store: Store) -> int:
     store.clock_policy = "clamp"  # the daemon never stops over a clock stepped back: entries keep order
     ensure_logged(config, store, args.config)  # RosterNotLogged, a ValueError: exit 2 before any start
     service = HubService(config, store.clock, store)
+    gc.freeze()  # what start-up made lives as long as the hub: the collector no longer walks it
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

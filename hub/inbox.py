@@ -8,6 +8,7 @@ once and counted (`RejectCollapser`).
 from __future__ import annotations
 
 import queue
+import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +42,31 @@ class Inbox(queue.Queue[Message]):
 
     def _qsize(self) -> int:
         return self.weight
+
+    def take_batch(self, timeout: float, most: int, gather_s: float, idle_s: float) -> list[Message]:
+        """Up to `most` messages: the first within `timeout` (0: only if one is here), then those that
+        come within `gather_s` of it, ending sooner after `idle_s` of quiet (0 and 0: only what is
+        here already)."""
+        try:
+            first = self.get(timeout=timeout) if timeout else self.get_nowait()
+        except queue.Empty:
+            return []
+        messages = [first]
+        deadline = time.monotonic() + gather_s
+        while len(messages) < most:
+            try:
+                messages.append(self.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                messages.append(self.get(timeout=min(left, idle_s)))
+            except queue.Empty:
+                break
+        return messages
 
     def qsize_messages(self) -> int:
         with self.mutex:

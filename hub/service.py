@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
@@ -33,9 +33,10 @@ from hub.device_state import DeviceStates
 from hub.domain import Quarantined, StoredEvent
 from hub.faces import gallery_version, roster_body
 from hub.inbox import Inbox, Message, RejectCollapser
-from hub.ingest import Decoder
+from hub.ingest import Decoder, Unverified
 from hub.roster_log import ensure_logged
 from hub.scheduler import HallScheduler
+from hub.sigcheck import Check, SignatureChecker, Ticket
 from hub.snapshots import WaitingSnapshots
 from hub.store.store import Outcome, Store, StoreFenced
 from hub.terminal_show import show_verdicts
@@ -52,6 +53,14 @@ BATCH_IDLE_S = 0.005  # ending sooner once nothing more arrived for this long (a
 HEAD_CHECK_S = 5.0  # how often (hall clock) the chain's head is read for entries appended elsewhere
 STOP_DRAIN_S = 5.0  # how long a stopping hub stores what its inbox still holds
 INBOX_WAIT_S = 5.0  # how long paho's thread waits for room before it drops a message
+
+
+class Opened(NamedTuple):
+    """A batch opened: its messages in order (events opened or refused, the rest as received), and
+    the ticket of their signature checks."""
+
+    slots: list[Message | Unverified | Quarantined]
+    ticket: Ticket
 
 
 class HubService:
@@ -74,6 +83,8 @@ class HubService:
         self.watermarks = Watermarks()
         self.snapshots = WaitingSnapshots(set(keys))
         self._inbox = Inbox()
+        self.checker = SignatureChecker()  # started by `run` ([ingest] signature_process)
+        self._opened: Opened | None = None  # a batch opened, its signatures being checked
         self.rejects = RejectCollapser()
         self.dropped = 0  # messages paho's thread could not hand over (see _on_message)
         self._drifting: set[str] = set()
@@ -103,6 +114,8 @@ class HubService:
             parts = urlsplit(self.config.broker.url)
             host = parts.hostname or "127.0.0.1"
             port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        if self.config.ingest.signature_process:
+            self.checker.start()
         self._client.connect_async(host, port, keepalive=30)
         self._client.loop_start()
         gap_limit = self.config.ingest.resend_seconds * self.config.ingest.gap_after_resends
@@ -120,6 +133,7 @@ class HubService:
             self._client.disconnect()
             self._client.loop_stop()
             self._drain()
+            self.checker.close()
             self._close_reject_windows(everything=True)
             if self.broker is not None:
                 self.broker.stop()
@@ -129,6 +143,7 @@ class HubService:
         larger than that (a hall handed over in a flood, hub/city/) is left to the edges, which
         resend every event no watermark covers (its states come again with their heartbeats)."""
         end = time.monotonic() + STOP_DRAIN_S
+        self._finish_waiting()
         while not self._inbox.empty() and time.monotonic() < end:
             self._ingest_batch(timeout=0)
         left = self._inbox.qsize_messages()
@@ -230,32 +245,59 @@ class HubService:
     # --- ingest (run thread) -------------------------------------------------------------
 
     def _ingest_batch(self, timeout: float) -> int:
-        """Group commit: the messages that came within BATCH_WAIT_S of the first (at most BATCH, and
-        no longer than BATCH_IDLE_S of quiet) are stored in one transaction; the watermarks of what
-        they stored go out after its commit. `timeout` 0 (at stop) takes only what is already here."""
-        try:
-            first = self._inbox.get(timeout=timeout) if timeout else self._inbox.get_nowait()
-        except queue.Empty:
-            return 0
-        messages = [first]
-        deadline = time.monotonic() + (BATCH_WAIT_S if timeout else 0.0)
-        while len(messages) < BATCH:
+        """Group commit in two steps that overlap: the messages that came within BATCH_WAIT_S of the
+        first (at most BATCH, ending sooner after BATCH_IDLE_S of quiet) are opened and their
+        signatures handed to the checker (hub/sigcheck.py); then the batch opened before them is
+        finished and stored in one transaction, its watermarks sent after the commit. While a batch
+        waits, only what the inbox already holds is taken: a lone reading is stored at the next pass.
+        `timeout` 0 (at stop): only what is here, and nothing is left waiting. The messages taken."""
+        waiting = self._opened is not None
+        messages = self._inbox.take_batch(0 if waiting else timeout, BATCH,
+                                          BATCH_WAIT_S if timeout and not waiting else 0.0, BATCH_IDLE_S)
+        opened = self._open(messages) if messages else None
+        before, self._opened = self._opened, opened
+        if before is not None:
+            self._finish(before)
+        if not timeout:
+            self._finish_waiting()
+        return len(messages)
+
+    def _finish_waiting(self) -> None:
+        opened, self._opened = self._opened, None
+        if opened is not None:
+            self._finish(opened)
+
+    def _open(self, messages: list[Message]) -> Opened:
+        """Events opened (`Decoder.open`) and their checks handed over; states and snapshots wait for
+        `_finish`, which takes every message in its order."""
+        slots: list[Message | Unverified | Quarantined] = []
+        checks: list[Check] = []
+        for message in messages:
             try:
-                messages.append(self._inbox.get_nowait())
-                continue
-            except queue.Empty:
-                pass
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                messages.append(self._inbox.get(timeout=min(left, BATCH_IDLE_S)))
-            except queue.Empty:
-                break
+                parts = topics.split(self.config.topic_prefix, message.topic)
+                if parts is not None and (parts.kind == "state" or
+                                          (parts.kind == "snapshot" and parts.hall == self.config.hall)):
+                    slots.append(message)
+                    continue
+                item = self.decoder.open(message.topic, message.payload, message.received_at, parts)
+            except Exception as exc:  # the last line of defence: quarantined, and the hub goes on
+                log.exception("message on %s could not be handled", message.topic)
+                item = Quarantined(message.received_at, message.topic, "internal_error",
+                                   f"{type(exc).__name__}: {exc}"[:500], message.payload)
+            if isinstance(item, Unverified):
+                checks.append(item.check)
+            slots.append(item)
+        return Opened(slots, self.checker.submit(checks))
+
+    def _finish(self, opened: Opened) -> None:
+        answers = iter(self.checker.answers(opened.ticket))
         now = self._monotonic()
         items: list[StoredEvent | Quarantined] = []
-        for message in messages:
-            item = self._take(message)
+        for slot in opened.slots:
+            if isinstance(slot, Unverified):
+                item = self.decoder.close(slot, next(answers))
+            else:
+                item = slot if isinstance(slot, Quarantined) else self._take(slot)
             if item is not None and (isinstance(item, StoredEvent) or self.rejects.admit(item, now)):
                 items.append(item)
         outcomes = self._store(items)
@@ -278,7 +320,6 @@ class HubService:
         for device, epoch in touched:
             self._publish_watermark(device, epoch)
         self._show_verdicts(punches)
-        return len(messages)
 
     def _show_verdicts(self, stored: list[StoredEvent]) -> None:
         """The entrance terminal's `show` of each new punch (PROTOCOL.md 2.11), best effort."""

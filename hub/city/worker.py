@@ -18,6 +18,7 @@ broker queued meanwhile arrives; watermarks are rebuilt from the store; edges re
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import threading
@@ -99,6 +100,7 @@ class CityWorker:
     def run(self, stop: threading.Event) -> None:
         log.info("city %s worker %s: %d hall(s) in the config", self.config.city.name, self.name,
                  len(self._halls))
+        gc.freeze()  # what start-up made lives as long as the worker: the collector no longer walks it
         try:
             while not stop.is_set():
                 self.step()

@@ -57,9 +57,7 @@ class Chain:
     @classmethod
     def after_last(cls, conn: Connection, clock: Clock, policy: ClockPolicy = "refuse",
                    stamp: Stamp | None = None) -> Chain:
-        last = conn.execute(
-            select(audit.c.seq, audit.c.hash, audit.c.at).order_by(audit.c.seq.desc()).limit(1)
-        ).first()
+        last = conn.execute(_LAST).first()
         if last is None:
             return cls(clock, policy, 0, ZERO_HASH, None, stamp=stamp)
         return cls(clock, policy, last.seq, last.hash, datetime.fromisoformat(last.at), stamp=stamp)
@@ -125,6 +123,9 @@ class Chain:
         if self.rows:
             insert_rows(conn, audit, self.rows)
             self.rows = []
+
+
+_LAST = select(audit.c.seq, audit.c.hash, audit.c.at).order_by(audit.c.seq.desc()).limit(1)  # built once
 
 
 def _check(kind: str, ref: str | None) -> None:

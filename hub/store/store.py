@@ -25,7 +25,18 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.engine import Row
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -486,9 +497,13 @@ def _chunks(values: list[str]) -> Iterator[list[str]]:
         yield values[start:start + CHUNK]
 
 
+# built once: building a statement and its cache key cost as much as running it (once per batch)
+_RAWS_BY_ID = select(events.c.id, events.c.raw).where(events.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def _raws_by_id(conn: Connection, ids: Collection[str]) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     for part in _chunks(sorted(ids)):
-        for row in conn.execute(select(events.c.id, events.c.raw).where(events.c.id.in_(part))):
+        for row in conn.execute(_RAWS_BY_ID, {"ids": part}):
             found[row.id] = bytes(row.raw)
     return found
