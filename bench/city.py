@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from city_harness import City, WorkersNotStopped, wait_until  # noqa: E402
-from ingest import count_rows, ratio_rounds  # noqa: E402
+from ingest import RowCount, ratio_rounds  # noqa: E402
 from mqtt_broker import Mosquitto  # noqa: E402
 from pg_server import PostgresServer  # noqa: E402
 
@@ -66,10 +66,10 @@ def single_hall_ratio(workdir: Path, pg: PostgresServer | None, events: int, rou
             hall.write_hub_config(store_url)
 
         reader: list[psycopg.Connection[tuple[int]]] = []  # one connection for the polls (not 100/s)
+        if store_url is None:
+            return hall, keys.private_hex, RowCount(hall.hub_db)
 
         def count() -> int:
-            if store_url is None:
-                return count_rows(hall.hub_db)
             try:
                 if not reader:
                     reader.append(psycopg.connect(store_url, autocommit=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -192,3 +193,25 @@ def test_verify_takes_the_raw_bytes_less_their_sig_only_as_parsed() -> None:
     forged["body"]["card"] = "0A004A7B2D"
     with pytest.raises(WireError, match="bad_signature"):
         verify(parse(canonical(forged)), key.verify_key)
+
+
+# --- the event row's body, cut from the signed bytes instead of serialised again ---------------
+
+_ROW_KEY = load_private_key(generate_keypair().private_hex)
+
+
+_BODY_KEYS = st.sampled_from(["device", "body", "ts", "sig", "x", 'a","device":"']) | st.text(max_size=8)
+
+
+@given(body=st.dictionaries(_BODY_KEYS, _json | st.dictionaries(_BODY_KEYS, _json, max_size=3), max_size=5),
+       id_=st.text(st.characters(min_codepoint=32), min_size=1, max_size=64),
+       epoch=st.sampled_from([None, "0123456789abcdef"]))
+def test_the_body_cut_from_the_signed_bytes_is_its_canonical_form(body: dict[str, object], id_: str,
+                                                                  epoch: str | None) -> None:
+    from hub.domain import StoredEvent
+    from hub.store.rows import event_row
+    raw = seal(_ROW_KEY, hall="h1", device="entrance", seq=1, ts="2026-11-24T08:00:00.000+08:00",
+               type="clock", body=body, epoch=epoch, id=id_).raw
+    moment = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    event = StoredEvent(id_, "h1", "entrance", 1, "clock", moment, moment, body, raw, epoch)
+    assert event_row(event, "2026-11-24T08:00:00.000+08:00")["body"] == canonical(body).decode("utf-8")

@@ -39,15 +39,17 @@ def entry_hash(seq: int, at: str, kind: str, ref: str | None, data: dict[str, An
 def entry_hash_of_text(seq: int, at: str, kind: str, ref: str | None, data_text: bytes, prev: str) -> str:
     """`entry_hash` from the data's canonical bytes, already made: the same bytes hashed, built around
     them in canonical key order (at, data, kind, prev, ref, seq) instead of serialising them again."""
-    def value(item: str | int | None) -> bytes:  # its canonical JSON; plain strings without a call
-        if isinstance(item, str) and _PLAIN.fullmatch(item):
-            return b'"' + item.encode("utf-8") + b'"'
-        if type(item) is int:
-            return str(item).encode("ascii")
-        return canonical(item)
-    content = b"".join((b'{"at":', value(at), b',"data":', data_text, b',"kind":', value(kind),
-                        b',"prev":', value(prev), b',"ref":', value(ref), b',"seq":', value(seq), b"}"))
+    content = b"".join((b'{"at":', _value(at), b',"data":', data_text, b',"kind":', _value(kind),
+                        b',"prev":', _value(prev), b',"ref":', _value(ref), b',"seq":',
+                        str(seq).encode("ascii") if type(seq) is int else canonical(seq), b"}"))
     return hashlib.sha256(content).hexdigest()
+
+
+def _value(item: str | None) -> bytes:
+    """A string's canonical JSON, without a call to the encoder when it needs no escape."""
+    if isinstance(item, str) and _PLAIN.fullmatch(item):
+        return b'"%s"' % item.encode("utf-8")
+    return canonical(item)
 
 
 # --- the signed head ------------------------------------------------------------------------

@@ -6,13 +6,12 @@ SQLAlchemy's per-row parameter construction, which cost as much as SQLite's own 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table, insert
 from sqlalchemy.engine import Dialect
-
-Processor = Callable[[Any], Any] | None
 
 
 class BulkInsert:
@@ -23,20 +22,28 @@ class BulkInsert:
         self.names = list(compiled.positiontup if self.positional and compiled.positiontup
                           else compiled.params)
         columns = {column.key: column for column in table.columns}
-        self.processors: list[tuple[str, Processor]] = [
-            (name, columns[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in self.names]
+        processors = [columns[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.names]
+        values = itemgetter(*self.names)  # a row's values in the statement's order
+        self.values = values if len(self.names) > 1 else lambda row: (values(row),)
+        self.processed = [(index, proc) for index, proc in enumerate(processors) if proc is not None]
 
     def run(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """Insert `rows` (each with a value for every column) in one executemany."""
         if not rows:
             return
-        if self.positional:
-            params: list[Any] = [tuple(row[name] if proc is None else proc(row[name])
-                                       for name, proc in self.processors) for row in rows]
-        else:
-            params = [{name: row[name] if proc is None else proc(row[name]) for name, proc in self.processors}
-                      for row in rows]
+        params: list[Any] = [self._bound(row) for row in rows]
+        if not self.positional:
+            params = [dict(zip(self.names, values, strict=True)) for values in params]
         conn.exec_driver_sql(self.sql, params)
+
+    def _bound(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        values = self.values(row)
+        if not self.processed:
+            return values
+        bound = list(values)
+        for index, proc in self.processed:
+            bound[index] = proc(bound[index])
+        return tuple(bound)
 
 
 _COMPILED: dict[tuple[str, str, str, str], BulkInsert] = {}

@@ -91,13 +91,15 @@ class Chain:
         one clock reading and one formatting for all its entries)."""
         now = self._now()
         self._moment = (now, format_ts(now))
+        self.last_at = _as_read_back(now)
 
     def _append(self, kind: str, text: bytes, ref: str | None) -> None:
         if self._moment is not None:
-            now, at_text = self._moment
+            at_text = self._moment[1]
         else:
             now = self._now()
             at_text = format_ts(now)
+            self.last_at = _as_read_back(now)
         seq, prev = self.seq + 1, self.hash
         digest = entry_hash_of_text(seq, at_text, kind, ref, text, prev)
         self.rows.append(
@@ -105,7 +107,6 @@ class Chain:
              "data": text.decode("utf-8"), "prev_hash": prev, "hash": digest}
         )
         self.seq, self.hash = seq, digest
-        self.last_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as `at` reads back
 
     def _now(self) -> datetime:
         now = self.clock.now()
@@ -123,6 +124,10 @@ class Chain:
         if self.rows:
             insert_rows(conn, audit, self.rows)
             self.rows = []
+
+
+def _as_read_back(moment: datetime) -> datetime:
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)  # `at` keeps milliseconds
 
 
 _LAST = select(audit.c.seq, audit.c.hash, audit.c.at).order_by(audit.c.seq.desc()).limit(1)  # built once

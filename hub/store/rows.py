@@ -42,10 +42,21 @@ def event_row(item: StoredEvent, received_at: str) -> dict[str, Any]:
         "ts": _signed_ts(item),
         "ts_utc": naive_utc(item.ts),
         "received_at": received_at,
-        "body": canonical(item.body).decode("utf-8"),
+        "body": _body_text(item),
         "raw": item.raw,
         "epoch": item.epoch,
     }
+
+
+def _body_text(item: StoredEvent) -> str:
+    """The body's canonical JSON, cut from the signed bytes: they are canonical (the decoder made
+    sure), `body` sorts first, and it ends at the envelope's `,"device":"`, the last one in them (a
+    quote inside a string is escaped, so each is a key, and no object follows the envelope's)."""
+    raw = item.raw
+    end = raw.rfind(b',"device":"')
+    if raw.startswith(b'{"body":') and end > 0:
+        return raw[8:end].decode("utf-8")
+    return canonical(item.body).decode("utf-8")
 
 
 def _signed_ts(item: StoredEvent) -> str:
