@@ -119,6 +119,20 @@ def hub_throughput(hall: Hall, port: int, payloads: list[bytes],
     return len(payloads) / (time.perf_counter() - start)
 
 
+HUB_CLIENT = "hall-hub-h1"  # the hub's persistent session: every round's hub is of hall h1
+
+
+def forget_session(port: int, client_id: str) -> None:
+    """End a stopped hub's persistent session at the broker (a clean-session connect under its id):
+    kept, it would queue the next baseline round's events for the next hub, which would store them
+    in its own round (before the fix, every round after the first counted a mix of both)."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    client.disconnect()
+    client.loop_stop()
+
+
 MakeHall = Callable[[int], tuple[Hall, str, Callable[[], int] | None]]
 
 
@@ -137,6 +151,7 @@ def ratio_rounds(make_hall: MakeHall, port: int, events: int, rounds: int) -> di
             rate = hub_throughput(hall, port, signed_events(key, 1, events), count)
         finally:
             hall.kill_hub(signal.SIGTERM)
+            forget_session(port, HUB_CLIENT)
         rows.append({"events_per_s": round(rate, 1), "baseline_events_per_s": round(base, 1),
                      "ratio": round(rate / base, 3)})
     def median(key: str) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from wire.envelope import NAME_RE
 
@@ -46,6 +47,7 @@ class TopicParts:
     name: str | None  # the event type or command name
 
 
+@lru_cache(maxsize=4096)  # a hall's topics repeat with every message; TopicParts is immutable
 def split(prefix: str, topic: str) -> TopicParts | None:
     """Split a device topic under `prefix`; None when it is not one of the contract's."""
     if not topic.startswith(prefix + "/"):
