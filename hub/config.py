@@ -128,9 +128,9 @@ class IngestConfig(_Section):
     max_message_bytes: int = Field(131072, ge=1024, description="larger messages are quarantined")
     resend_seconds: float = Field(30.0, gt=0, description="the edges' resend interval")
     gap_after_resends: int = Field(2, ge=1, description="a seq gap open this many intervals is reported")
-    signature_process: bool = Field(
-        True, description="check the events' signatures in a child process (hub/sigcheck.py), a batch's "
-                          "while the batch before it is stored; false: in the hub's run thread")
+    decode_process: bool = Field(
+        True, description="decode and check the events in a child process (hub/decoder_process.py), a "
+                          "batch while the batch before it is stored; false: in the hub's run thread")
 
 
 class DeviceConfig(_Section):

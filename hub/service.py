@@ -29,14 +29,14 @@ from sqlalchemy.exc import OperationalError
 from hub.broker import EmbeddedBroker
 from hub.commands import HUB_SEQ
 from hub.config import HubConfig
+from hub.decoder_process import DecoderProcess, Ticket
 from hub.device_state import DeviceStates
 from hub.domain import Quarantined, StoredEvent
 from hub.faces import gallery_version, roster_body
 from hub.inbox import Inbox, Message, RejectCollapser
-from hub.ingest import Decoder, Unverified
+from hub.ingest import Decoder
 from hub.roster_log import ensure_logged
 from hub.scheduler import HallScheduler
-from hub.sigcheck import Check, SignatureChecker, Ticket
 from hub.snapshots import WaitingSnapshots
 from hub.store.store import Outcome, Store, StoreFenced
 from hub.terminal_show import show_verdicts
@@ -56,10 +56,11 @@ INBOX_WAIT_S = 5.0  # how long paho's thread waits for room before it drops a me
 
 
 class Opened(NamedTuple):
-    """A batch opened: its messages in order (events opened or refused, the rest as received), and
-    the ticket of their signature checks."""
+    """A batch opened: its messages in order, which of them are events, and the ticket of the
+    events' decoding."""
 
-    slots: list[Message | Unverified | Quarantined]
+    messages: list[Message]
+    events: list[bool]
     ticket: Ticket
 
 
@@ -78,13 +79,13 @@ class HubService:
         self._key = load_private_key(config.private_key_hex())
         keys = {device: load_public_key(key) for device, key in config.device_keys().items()}
         self.decoder = Decoder(config.hall, config.topic_prefix, keys, config.ingest.max_message_bytes)
+        self.decoding = DecoderProcess(self.decoder)  # started by `run` ([ingest] decode_process)
         self.states = DeviceStates(config.hall, keys, {d.id: d.protocol for d in config.devices},
                                    config.ingest.max_message_bytes)
         self.watermarks = Watermarks()
         self.snapshots = WaitingSnapshots(set(keys))
         self._inbox = Inbox()
-        self.checker = SignatureChecker()  # started by `run` ([ingest] signature_process)
-        self._opened: Opened | None = None  # a batch opened, its signatures being checked
+        self._opened: Opened | None = None  # a batch opened, its events being decoded
         self.rejects = RejectCollapser()
         self.dropped = 0  # messages paho's thread could not hand over (see _on_message)
         self._drifting: set[str] = set()
@@ -114,8 +115,8 @@ class HubService:
             parts = urlsplit(self.config.broker.url)
             host = parts.hostname or "127.0.0.1"
             port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
-        if self.config.ingest.signature_process:
-            self.checker.start()
+        if self.config.ingest.decode_process:
+            self.decoding.start()
         self._client.connect_async(host, port, keepalive=30)
         self._client.loop_start()
         gap_limit = self.config.ingest.resend_seconds * self.config.ingest.gap_after_resends
@@ -133,7 +134,7 @@ class HubService:
             self._client.disconnect()
             self._client.loop_stop()
             self._drain()
-            self.checker.close()
+            self.decoding.close()
             self._close_reject_windows(everything=True)
             if self.broker is not None:
                 self.broker.stop()
@@ -246,8 +247,8 @@ class HubService:
 
     def _ingest_batch(self, timeout: float) -> int:
         """Group commit in two steps that overlap: the messages that came within BATCH_WAIT_S of the
-        first (at most BATCH, ending sooner after BATCH_IDLE_S of quiet) are opened and their
-        signatures handed to the checker (hub/sigcheck.py); then the batch opened before them is
+        first (at most BATCH, ending sooner after BATCH_IDLE_S of quiet) are opened: their events
+        handed to the decoder process (hub/decoder_process.py); then the batch opened before them is
         finished and stored in one transaction, its watermarks sent after the commit. While a batch
         waits, only what the inbox already holds is taken: a lone reading is stored at the next pass.
         `timeout` 0 (at stop): only what is here, and nothing is left waiting. The messages taken."""
@@ -268,36 +269,18 @@ class HubService:
             self._finish(opened)
 
     def _open(self, messages: list[Message]) -> Opened:
-        """Events opened (`Decoder.open`) and their checks handed over; states and snapshots wait for
+        """The batch's events handed to the decoder process; states and snapshots wait for
         `_finish`, which takes every message in its order."""
-        slots: list[Message | Unverified | Quarantined] = []
-        checks: list[Check] = []
-        for message in messages:
-            try:
-                parts = topics.split(self.config.topic_prefix, message.topic)
-                if parts is not None and (parts.kind == "state" or
-                                          (parts.kind == "snapshot" and parts.hall == self.config.hall)):
-                    slots.append(message)
-                    continue
-                item = self.decoder.open(message.topic, message.payload, message.received_at, parts)
-            except Exception as exc:  # the last line of defence: quarantined, and the hub goes on
-                log.exception("message on %s could not be handled", message.topic)
-                item = Quarantined(message.received_at, message.topic, "internal_error",
-                                   f"{type(exc).__name__}: {exc}"[:500], message.payload)
-            if isinstance(item, Unverified):
-                checks.append(item.check)
-            slots.append(item)
-        return Opened(slots, self.checker.submit(checks))
+        events = [self._is_event(message) for message in messages]
+        return Opened(messages, events,
+                      self.decoding.submit([m for m, event in zip(messages, events, strict=True) if event]))
 
     def _finish(self, opened: Opened) -> None:
-        answers = iter(self.checker.answers(opened.ticket))
+        decoded = iter(self.decoding.results(opened.ticket))
         now = self._monotonic()
         items: list[StoredEvent | Quarantined] = []
-        for slot in opened.slots:
-            if isinstance(slot, Unverified):
-                item = self.decoder.close(slot, next(answers))
-            else:
-                item = slot if isinstance(slot, Quarantined) else self._take(slot)
+        for message, event in zip(opened.messages, opened.events, strict=True):
+            item = next(decoded) if event else self._take(message)
             if item is not None and (isinstance(item, StoredEvent) or self.rejects.admit(item, now)):
                 items.append(item)
         outcomes = self._store(items)
@@ -330,6 +313,12 @@ class HubService:
             show_verdicts(self.config, self.store, stored, self.clock.now(), send)
         except Exception:  # the punches are stored; only the terminal's line misses its judgement
             log.exception("the show of %d punch(es) not sent", len(stored))
+
+    def _is_event(self, message: Message) -> bool:
+        """Not a state, nor a snapshot of this hall: the decoder's (which quarantines a stray topic)."""
+        parts = topics.split(self.config.topic_prefix, message.topic)
+        return parts is None or not (parts.kind == "state" or
+                                     (parts.kind == "snapshot" and parts.hall == self.config.hall))
 
     def _take(self, message: Message) -> StoredEvent | Quarantined | None:
         """One message: an event to store, a reject, or None (a device state taken in)."""

@@ -272,16 +272,12 @@ def strict_json(raw: bytes, *, floats: bool = False) -> Any:
 def verify(envelope: Envelope, public_key: PublicKey) -> None:
     """Raise WireError('bad_signature') unless the signature holds over the canonical form."""
     try:
-        public_key.verify(signed_bytes(envelope), bytes.fromhex(envelope.sig))
+        public_key.verify(_signed_bytes(envelope), bytes.fromhex(envelope.sig))
     except BadSignatureError as exc:
-        raise bad_signature(envelope) from exc
+        raise WireError("bad_signature", f"signature of {envelope.id} does not verify") from exc
 
 
-def bad_signature(envelope: Envelope) -> WireError:
-    return WireError("bad_signature", f"signature of {envelope.id} does not verify")
-
-
-def signed_bytes(envelope: Envelope) -> bytes:
+def _signed_bytes(envelope: Envelope) -> bytes:
     """The canonical form without `sig`: the raw bytes less their `sig` pair, when they are canonical
     (parsed or sealed here: the top-level `sig` is the last `,"sig":"` in them, as only `ts`, `type`
     and `v` sort after it), else serialised again."""
