@@ -112,10 +112,12 @@ def children(pid: int) -> list[int]:
 
 
 def cpu_by_role(city: City, postmaster: int, broker: Mosquitto) -> dict[str, float]:
-    """CPU seconds so far of each role's live processes, and the machine's busy and idle seconds."""
+    """CPU seconds so far of each role's live processes (a worker's with its halls' decoder processes,
+    if any), and the machine's busy and idle seconds."""
     machine = [int(n) for n in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = machine[3] + machine[4]  # idle, iowait
-    return {"workers": sum(cpu_seconds(process.pid) for process in city.workers.values()),
+    workers = [process.pid for process in city.workers.values()]
+    return {"workers": sum(cpu_seconds(pid) + sum(map(cpu_seconds, children(pid))) for pid in workers),
             "sims": sum(cpu_seconds(process.pid) for process in city.sim_processes),
             "postgresql": cpu_seconds(postmaster, reaped=True) + sum(map(cpu_seconds, children(postmaster))),
             "mosquitto": cpu_seconds(broker.process.pid if broker.process else None),

@@ -173,3 +173,15 @@ def test_the_hub_stores_each_batch_in_order_and_quarantines_a_forgery(tmp_path: 
         assert service.decoding.decoded_here == (0 if in_child else 450)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(("ingest", "expected"), [("", False), ("decode_process = true\n", True),
+                                                  ("decode_process = false\n", False)])
+def test_a_city_worker_decodes_in_its_thread_unless_the_hall_says(tmp_path: Path, ingest: str,
+                                                                   expected: bool) -> None:
+    from hub.city.worker import served_by_a_worker
+    path = tmp_path / "hub.toml"
+    path.write_text(f'hall = "h1"\nprivate_key = "{HUB.private_hex}"\n[ingest]\n{ingest}', encoding="utf-8")
+    config = hub_config.load(path)
+    assert config.ingest.decode_process is (ingest != "decode_process = false\n")  # a hall alone: a child
+    assert served_by_a_worker(config).ingest.decode_process is expected
