@@ -19,10 +19,7 @@ from hub import decoder_process
 from hub.decoder_process import DecoderProcess, read_answers
 from hub.inbox import Message
 from hub.ingest import Decoder
-from hub.service import HubService
-from hub.store.store import Store
-from tests.mqtt_broker import free_port
-from wire.clock import SystemClock
+from tests.test_hub_stop import stopped_hub
 from wire.envelope import format_ts, generate_keypair, load_private_key, load_public_key, seal
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -148,21 +145,7 @@ def test_without_a_child_the_hub_decodes_in_its_own_thread() -> None:
 
 @pytest.mark.parametrize("in_child", [True, False])
 def test_the_hub_stores_each_batch_in_order_and_quarantines_a_forgery(tmp_path: Path, in_child: bool) -> None:
-    path = tmp_path / "hub.toml"
-    path.write_text(
-        f'hall = "h1"\nprivate_key = "{HUB.private_hex}"\n[broker]\nurl = "mqtt://127.0.0.1:{free_port()}"\n'
-        f'[store]\nurl = "sqlite:///hub.db"\n[ingest]\ndecode_process = {str(in_child).lower()}\n'
-        f'[[devices]]\nid = "entrance"\npublic_key = "{DEVICE.public_hex}"\n', encoding="utf-8")
-    config = hub_config.load(path)
-    clock = SystemClock(TZ)
-    store = Store(config.store.url, clock)
-    service = HubService(config, clock, store)
-    key, forger = load_private_key(DEVICE.private_hex), load_private_key(OTHER.private_hex)
-    for seq in range(1, 451):
-        raw = seal(forger if seq == 300 else key, hall="h1", device="entrance", seq=seq,
-                   ts=format_ts(clock.now()), type="clock", body={"method": "card", "card": f"0A{seq:08X}"},
-                   epoch="0123456789abcdef").raw
-        service._inbox.put(Message(TOPIC, raw, clock.now()))
+    service, store = stopped_hub(tmp_path, 450, f"decode_process = {str(in_child).lower()}\n", forged={300})
     stop = threading.Event()
     stop.set()  # run starts the decoder process, then stores the inbox (three batches) and stops
     try:

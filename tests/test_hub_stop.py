@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Collection
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -25,22 +26,25 @@ HUB, DEVICE = generate_keypair(), generate_keypair()
 TOPIC = "hall/v1/h1/entrance/evt/clock"
 
 
-def stopped_hub(tmp_path: Path, events: int) -> tuple[HubService, Store]:
-    """A hub whose broker is not there (it only keeps trying), its inbox holding `events` events."""
+def stopped_hub(tmp_path: Path, events: int, ingest: str = "",
+                forged: Collection[int] = ()) -> tuple[HubService, Store]:
+    """A hub whose broker is not there (it only keeps trying), its inbox holding `events` events, those
+    of the seqs `forged` signed by another key; `ingest`: lines of its [ingest] section."""
     path = tmp_path / "hub.toml"
     path.write_text(
         f'hall = "h1"\nprivate_key = "{HUB.private_hex}"\n[broker]\nurl = "mqtt://127.0.0.1:{free_port()}"\n'
-        f'[store]\nurl = "sqlite:///hub.db"\n'
+        f'[store]\nurl = "sqlite:///hub.db"\n[ingest]\n{ingest}'
         f'[[devices]]\nid = "entrance"\npublic_key = "{DEVICE.public_hex}"\n',
         encoding="utf-8")
     config = hub_config.load(path)
     clock = SystemClock(TZ)
     store = Store(config.store.url, clock)
     service = HubService(config, clock, store)
-    key = load_private_key(DEVICE.private_hex)
+    key, forger = load_private_key(DEVICE.private_hex), load_private_key(generate_keypair().private_hex)
     for seq in range(1, events + 1):
-        raw = seal(key, hall="h1", device="entrance", seq=seq, ts=format_ts(clock.now()), type="clock",
-                   body={"method": "card", "card": f"0A{seq:08X}"}, epoch="0123456789abcdef").raw
+        raw = seal(forger if seq in forged else key, hall="h1", device="entrance", seq=seq,
+                   ts=format_ts(clock.now()), type="clock", body={"method": "card", "card": f"0A{seq:08X}"},
+                   epoch="0123456789abcdef").raw
         service._inbox.put(Message(TOPIC, raw, clock.now()))
     return service, store
 
