@@ -250,5 +250,8 @@ class DecoderProcess:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a ^C to the hub's group: the hub closes the pipe
+    # A ^C or systemd's SIGTERM reaches the hub's whole group: the child outlives them to decode what
+    # the stopping hub still stores, and ends when the hub closes its pipe (or dies, which closes it).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     serve(sys.stdin.buffer, sys.stdout.buffer)

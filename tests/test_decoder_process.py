@@ -86,6 +86,22 @@ def test_an_event_read_again_is_the_event_the_decoder_made() -> None:
     assert event.ts_text == format_ts(NOW) and event.ts.utcoffset() == NOW.utcoffset()  # type: ignore[union-attr]
 
 
+def test_the_child_outlives_a_sigterm_to_the_group_and_ends_with_the_pipe() -> None:
+    decoding = DecoderProcess(decoder())
+    decoding.start()
+    batch = messages(9)
+    assert len(decoding.results(decoding.submit(batch))) == 9  # the child is up (its handlers set)
+    ticket = decoding.submit(batch)
+    assert ticket.child is not None
+    os.kill(ticket.child.pid, signal.SIGTERM)  # what systemd sends every process of the service
+    try:
+        assert decoding.results(ticket) == [decoder().decode(m.topic, m.payload, NOW) for m in batch]
+        assert decoding.decoded_here == 0 and ticket.child.poll() is None
+    finally:
+        decoding.close()
+    assert ticket.child.returncode == 0
+
+
 def test_a_child_killed_mid_batch_costs_nothing_and_is_started_again(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(decoder_process, "RESTART_S", 0.0)
