@@ -35,6 +35,7 @@ from hub.domain import Quarantined, StoredEvent
 from hub.faces import gallery_version, roster_body
 from hub.inbox import Inbox, Message, RejectCollapser
 from hub.ingest import Decoder
+from hub.mqtt_client import HubClient
 from hub.roster_log import ensure_logged
 from hub.scheduler import HallScheduler
 from hub.snapshots import WaitingSnapshots
@@ -171,7 +172,7 @@ class HubService:
 
     def _make_client(self) -> mqtt.Client:
         cfg = self.config.broker
-        client = mqtt.Client(
+        client = HubClient(  # paho's, without a wake-up per PUBACK (hub/mqtt_client.py)
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=cfg.client_id or f"hall-hub-{self.config.hall}",
             clean_session=False,
