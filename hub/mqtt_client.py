@@ -10,7 +10,7 @@ it then, as it does for anything queued while it runs. Packets queued from any o
 hub's watermarks, roster, commands) take paho's own path.
 
 This leans on paho's internals (`_packet_queue`, `_out_packet`, `_thread`), pinned to paho-mqtt 2.x
-in pyproject.toml; `queues_quietly()` says whether this paho has them as expected, and the client
+in pyproject.toml; `queues_quietly` says whether this paho has them as expected, and the client
 falls back to paho's own path when it does not. The end-to-end tests and tests/test_mqtt_client.py
 check that every message received is acknowledged.
 """
@@ -23,20 +23,20 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 
-def queues_quietly() -> bool:
+def queues_quietly(client: mqtt.Client) -> bool:
     """Whether this paho keeps its outgoing packets and its thread where the override expects."""
-    probe = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    return hasattr(probe, "_out_packet") and hasattr(probe, "_thread") and hasattr(probe, "_packet_queue")
-
-
-_QUIET = queues_quietly()
+    return all(hasattr(client, name) for name in ("_out_packet", "_thread", "_packet_queue"))
 
 
 class HubClient(mqtt.Client):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._quiet = queues_quietly(self)
+
     def _packet_queue(self, command: int, packet: bytes | bytearray, mid: int, qos: int,
                       info: mqtt.MQTTMessageInfo | None = None) -> mqtt.MQTTErrorCode:
         thread = self._thread
-        if _QUIET and thread is not None and threading.current_thread() is thread:
+        if getattr(self, "_quiet", False) and thread is not None and threading.current_thread() is thread:
             queued: Any = {"command": command, "mid": mid, "qos": qos, "pos": 0, "to_process": len(packet),
                            "packet": packet, "info": info}
             self._out_packet.append(queued)
