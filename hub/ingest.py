@@ -35,11 +35,9 @@ class Decoder:
         self.device_keys = device_keys
         self.max_bytes = max_bytes
 
-    def decode(self, topic: str, payload: bytes, received_at: datetime,
-               parts: topics.TopicParts | None = None) -> StoredEvent | Quarantined:
-        """`parts`: the topic as the caller split it (`topics.split`), or None to split it here."""
+    def decode(self, topic: str, payload: bytes, received_at: datetime) -> StoredEvent | Quarantined:
         try:
-            return self._decode(topic, payload, received_at, parts or topics.split(self.prefix, topic))
+            return self._decode(topic, payload, received_at, topics.split(self.prefix, topic))
         except WireError as exc:
             return Quarantined(received_at, topic, exc.reason, exc.detail[:500], payload)
         except Exception as exc:  # the last line of defence (the tests make sure it is never reached)

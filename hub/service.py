@@ -57,11 +57,11 @@ INBOX_WAIT_S = 5.0  # how long paho's thread waits for room before it drops a me
 
 
 class Opened(NamedTuple):
-    """A batch opened: its messages in order, which of them are events, and the ticket of the
-    events' decoding."""
+    """A batch opened: its messages in order, the topic of each the hub takes in itself (a state, a
+    snapshot; None: an event, the decoder's), and the ticket of the events' decoding."""
 
     messages: list[Message]
-    events: list[bool]
+    taken: list[topics.TopicParts | None]
     ticket: Ticket
 
 
@@ -272,16 +272,16 @@ class HubService:
     def _open(self, messages: list[Message]) -> Opened:
         """The batch's events handed to the decoder process; states and snapshots wait for
         `_finish`, which takes every message in its order."""
-        events = [self._is_event(message) for message in messages]
-        return Opened(messages, events,
-                      self.decoding.submit([m for m, event in zip(messages, events, strict=True) if event]))
+        taken = [self._taken_here(message) for message in messages]
+        events = [message for message, parts in zip(messages, taken, strict=True) if parts is None]
+        return Opened(messages, taken, self.decoding.submit(events))
 
     def _finish(self, opened: Opened) -> None:
         decoded = iter(self.decoding.results(opened.ticket))
         now = self._monotonic()
         items: list[StoredEvent | Quarantined] = []
-        for message, event in zip(opened.messages, opened.events, strict=True):
-            item = next(decoded) if event else self._take(message)
+        for message, parts in zip(opened.messages, opened.taken, strict=True):
+            item = next(decoded) if parts is None else self._take(message, parts)
             if item is not None and (isinstance(item, StoredEvent) or self.rejects.admit(item, now)):
                 items.append(item)
         outcomes = self._store(items)
@@ -315,22 +315,22 @@ class HubService:
         except Exception:  # the punches are stored; only the terminal's line misses its judgement
             log.exception("the show of %d punch(es) not sent", len(stored))
 
-    def _is_event(self, message: Message) -> bool:
-        """Not a state, nor a snapshot of this hall: the decoder's (which quarantines a stray topic)."""
+    def _taken_here(self, message: Message) -> topics.TopicParts | None:
+        """The topic of a state, or of a snapshot of this hall, which the hub takes in itself; None
+        for anything else, the decoder's (which quarantines a stray topic)."""
         parts = topics.split(self.config.topic_prefix, message.topic)
-        return parts is None or not (parts.kind == "state" or
-                                     (parts.kind == "snapshot" and parts.hall == self.config.hall))
+        if parts is not None and (parts.kind == "state" or
+                                  (parts.kind == "snapshot" and parts.hall == self.config.hall)):
+            return parts
+        return None
 
-    def _take(self, message: Message) -> StoredEvent | Quarantined | None:
-        """One message: an event to store, a reject, or None (a device state taken in)."""
+    def _take(self, message: Message, parts: topics.TopicParts) -> Quarantined | None:
+        """A state (taken in, or a reject) or a snapshot (kept for its event)."""
         try:
-            parts = topics.split(self.config.topic_prefix, message.topic)
-            if parts is not None and parts.kind == "state":
+            if parts.kind == "state":
                 return self._device_state(parts.hall, parts.device, message)
-            if parts is not None and parts.kind == "snapshot" and parts.hall == self.config.hall:
-                self.snapshots.take(parts.device, message.payload)
-                return None
-            return self.decoder.decode(message.topic, message.payload, message.received_at, parts)
+            self.snapshots.take(parts.device, message.payload)
+            return None
         except WireError as exc:
             return Quarantined(message.received_at, message.topic, exc.reason, exc.detail[:500],
                                message.payload)
