@@ -65,9 +65,9 @@ def single_hall_ratio(workdir: Path, pg: PostgresServer | None, events: int, rou
         if store_url is not None:
             hall.write_hub_config(store_url)
 
-        reader: list[psycopg.Connection[tuple[int]]] = []  # one connection for the polls (not 100/s)
         if store_url is None:
             return hall, keys.private_hex, RowCount(hall.hub_db)
+        reader: list[psycopg.Connection[tuple[int]]] = []  # one connection for the polls (not 100/s)
 
         def count() -> int:
             try:

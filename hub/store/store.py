@@ -25,20 +25,10 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    bindparam,
-    create_engine,
-    event,
-    func,
-    insert,
-    inspect,
-    select,
-    text,
-)
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, inspect, select, text
 from sqlalchemy.engine import Row
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql import bindparam
 
 from hub.domain import AuditEntry, Leave, Quarantined, StoredEvent
 from hub.provenance import Provenance
