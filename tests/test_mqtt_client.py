@@ -1,11 +1,13 @@
 """The hub's paho client (hub/mqtt_client.py) against a real Mosquitto: what its network thread
-queues quietly (the PUBACK of every message received) still goes out, and what other threads queue
-(the hub's watermarks) still wakes it."""
+queues quietly (the PUBACK of every message received) still goes out, what other threads queue
+(the hub's watermarks) still wakes it, and what it reads many packets at a time comes out whole and
+in order, across packets cut by its reads and across a reconnect."""
 
 from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
@@ -34,11 +36,12 @@ def received_by(broker: Mosquitto, client_id: str, seconds: float) -> list[bytes
     return got
 
 
-def publish(broker: Mosquitto, count: int) -> None:
+def publish(broker: Mosquitto, count: int, payloads: list[bytes] | None = None) -> None:
     publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="publisher")
     publisher.connect("127.0.0.1", broker.port)
     publisher.loop_start()
-    infos = [publisher.publish(TOPIC, f"{n}".encode(), qos=1) for n in range(count)]
+    payloads = payloads or [f"{n}".encode() for n in range(count)]
+    infos = [publisher.publish(TOPIC, payload, qos=1) for payload in payloads]
     for info in infos:
         info.wait_for_publish(10)
     publisher.disconnect()
@@ -90,3 +93,67 @@ def test_what_another_thread_publishes_goes_out_on_paho_s_own_path(broker: Mosqu
         for each in (client, watcher):
             each.disconnect()
             each.loop_stop()
+
+
+class Collector:
+    """A HubClient's messages, each as received; `wait(n)` until n have come."""
+
+    def __init__(self, broker: Mosquitto, client_id: str) -> None:
+        self.got: list[bytes] = []
+        self.lock = threading.Condition()
+        self.client = HubClient(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, _u, _f, _r, _p: c.subscribe("hall/v1/h1/+/evt/#", qos=1)
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.got.append(message.payload)
+            self.lock.notify_all()
+
+    def wait(self, count: int, seconds: float = 30) -> None:
+        with self.lock:
+            assert self.lock.wait_for(lambda: len(self.got) >= count, seconds), f"{len(self.got)} of {count}"
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_packets_cut_by_its_reads_come_out_whole_and_in_order(broker: Mosquitto) -> None:
+    # lengths on each side of the remaining-length byte boundaries and of READ_BYTES (64 KiB)
+    sizes = [1, 127, 128, 16_383, 16_384, 65_000, 65_536, 70_000, 200_000]
+    payloads = [bytes([n % 251]) * sizes[n % len(sizes)] + f"#{n}".encode() for n in range(270)]
+    collector = Collector(broker, "hub-reading")
+    try:
+        time.sleep(0.3)  # subscribed
+        publish(broker, len(payloads), payloads)
+        collector.wait(len(payloads))
+    finally:
+        collector.close()
+    assert collector.got == payloads
+
+
+def test_a_reconnect_reads_the_new_connection_from_its_start(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "mosquitto")
+    broker.start()
+    collector = Collector(broker, "hub-reconnecting")
+    try:
+        time.sleep(0.3)
+        publish(broker, 500)
+        collector.wait(500)
+        broker.stop()  # no persistence: the session is lost; on_connect subscribes again
+        broker = Mosquitto(tmp_path / "mosquitto-again", port=broker.port)
+        broker.start()
+        deadline = time.monotonic() + 20
+        while not collector.client.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        publish(broker, 500, [f"again {n}".encode() for n in range(500)])
+        collector.wait(1000)
+    finally:
+        collector.close()
+        broker.stop()
+    assert collector.got[500:] == [f"again {n}".encode() for n in range(500)]
