@@ -2,8 +2,12 @@
 subscriber counting the same messages from the same broker in the same run; then the latency from
 a card frame written to the pseudo-terminal to its row committed at the hub, at 100 events/s.
 
-Run: `make bench` (or .venv/bin/python bench/ingest.py [--events N] [--rate R] [--seconds S]).
-The last line printed is one JSON object with the figures.
+A round of 5,000 events lasts about half a second, and single rounds swing (on 2026-12-07 the bare
+subscriber alone went from 8,280 to 10,160 events/s between the rounds of one run): the figure is the
+median of the rounds, and `--events 20000` gives steadier rounds (8,850 to 9,650 in one run).
+
+Run: `make bench` (or .venv/bin/python bench/ingest.py [--events N] [--rounds R] [--rate R]
+[--seconds S]). The last line printed is one JSON object with the figures.
 """
 
 from __future__ import annotations
@@ -201,7 +205,7 @@ def latency(hall: Hall, reader: CardReaderSim, rate: float, seconds: float) -> l
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--events", type=int, default=5000, help="events a round")
     parser.add_argument("--rounds", type=int, default=5,
                         help="baseline and hub, alternately; the median ratio is the figure")
     parser.add_argument("--rate", type=float, default=100.0)

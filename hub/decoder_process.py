@@ -1,7 +1,7 @@
 """The events' decoder in a child process of the hub's own (`python -m hub.decoder_process`).
 
 Checking an event (strict JSON, the canonical form, the Ed25519 signature, topic, time and body: all
-of `hub.ingest.Decoder`) costs the hub about 58 µs of the 118 µs an event costs it in all, and
+of `hub.ingest.Decoder`) costs the hub about 60 µs of the 114 µs an event costs it in all, and
 needs nothing of the hub but its config. In one process it takes turns with the store (the GIL: the
 checks on a second thread made the hub slower, measured), so the run thread hands a batch's events to
 this child and stores the batch before it meanwhile (hub/service.py): two cores, not one. The child
